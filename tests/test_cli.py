@@ -1,0 +1,31 @@
+"End-to-end checks of the `llm_methods` console script (what a notebook cannot test: a real subprocess)."
+import subprocess, sys, json, shutil, pytest
+
+def run(*args, **kw):
+    exe = shutil.which("llm_methods")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "llm_methods.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+def test_help_lists_stages():
+    r = run("--help")
+    assert r.returncode == 0, r.stderr
+    for stage in ("run", "base", "sft"):
+        assert f"\n    {stage} " in r.stdout, r.stdout
+
+def test_show_config_resolves_overrides():
+    r = run("sft", "--set", "steps=7", "lr=0.01", "--show-config")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(r.stdout)
+    assert cfg["steps"] == 7 and cfg["lr"] == 0.01
+
+@pytest.mark.parametrize("args, msg", [
+    (["sft", "--set", "stepz=3"], "did you mean 'steps'"),
+    (["sft", "--set", "steps=0"], "steps must be a positive int"),
+    (["sft", "--set", "lr=-1"], "lr must be > 0"),
+    (["sft", "--config", "/no/such/recipe.yaml"], "does not exist"),
+    (["run", "--set", "stages=base,nope", "out=/tmp/llm_methods_cli_test"], "unknown stage"),
+])
+def test_bad_config_fails_clearly(args, msg):
+    r = run(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert msg in r.stderr, r.stderr
