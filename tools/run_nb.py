@@ -13,8 +13,9 @@ def run_nb(path):
     cwd = os.getcwd(); os.chdir(path.parent)
     try:
         sh = CaptureShell(); sh.run_all(nb, exc_stop=True)
-    finally: os.chdir(cwd)
-    write_nb(nb, path)
+    finally:
+        os.chdir(cwd)
+        write_nb(nb, path)  # written even on failure, so the outputs up to the error can be read
     print(f"ran {path.name} in {time.time() - t0:.0f} s")
 
 if __name__ == "__main__":
