@@ -29,3 +29,9 @@ def test_bad_config_fails_clearly(args, msg):
     r = run(*args)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert msg in r.stderr, r.stderr
+
+def test_compute_prints_the_article_budget():
+    "The article's GPT-3 numbers from the command line: 175B params x 300B tokens is about 3640 PF-days."
+    r = run("compute", "--set", "params=175e9", "tokens=300e9")
+    assert r.returncode == 0, r.stderr
+    assert "PF" in r.stdout and ("3,6" in r.stdout or "36" in r.stdout), r.stdout
