@@ -1,22 +1,43 @@
-"""Developer helper: execute a notebook in place so it is committed with its outputs (the notebooks are the docs).
+"""Developer helper: execute notebooks in place so they are committed with their outputs (the notebooks are the docs).
 
 Usage: python tools/run_nb.py nbs/00_core.ipynb [more.ipynb ...]
-Runs with the working directory set to nbs/, like nbdev_test, and stops at the first failing cell.
+Like nbdev_test it runs with the working directory set to nbs/ and skips cells flagged with settings.ini's tst_flags
+(notest gpu multigpu slow); it stops at the first failing cell (the notebook is still written, so the outputs up to
+the error can be read), prints the slowest cells, and exits 1 if any notebook failed.
 """
-import sys, os, time, pathlib
+import sys, os, time, pathlib, re, configparser, traceback
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
-def run_nb(path):
-    path = pathlib.Path(path).absolute()
-    nb = read_nb(path); t0 = time.time()
-    cwd = os.getcwd(); os.chdir(path.parent)
+_cfg = configparser.ConfigParser(); _cfg.read(pathlib.Path(__file__).resolve().parents[1] / "settings.ini")
+FLAGS = set(_cfg["DEFAULT"].get("tst_flags", "notest").split())
+
+def skipped(cell) -> bool:
+    if cell.cell_type != "code": return True
+    for l in cell.source.splitlines():
+        m = re.match(r"#\|\s*([\w-]+)", l.strip())
+        if m and m.group(1) in FLAGS: return True
+        if re.match(r"#\|\s*eval:\s*false", l.strip()): return True
+    return False
+
+def run_nb(path) -> bool:
+    path = pathlib.Path(path).absolute(); nb = read_nb(path); t0 = time.time()
+    cwd = os.getcwd(); os.chdir(path.parent); times = []; ok = True
+    sh = CaptureShell()
     try:
-        sh = CaptureShell(); sh.run_all(nb, exc_stop=True)
+        for i, cell in enumerate(nb.cells):
+            if skipped(cell): continue
+            t = time.time(); sh.cell(cell)
+            times.append((time.time() - t, i, cell.source.splitlines()[0][:60] if cell.source else ""))
+            if sh.exc:
+                print(f"ERROR in {path.name} cell {i}:\n{cell.source[:300]}"); traceback.print_exception(sh.exc); ok = False; break
     finally:
         os.chdir(cwd)
-        write_nb(nb, path)  # written even on failure, so the outputs up to the error can be read
-    print(f"ran {path.name} in {time.time() - t0:.0f} s")
+        write_nb(nb, path)
+    for t, i, s in sorted(times, reverse=True)[:5]: print(f"  {t:6.1f} s  cell {i}: {s}")
+    print(f"ran {path.name} in {time.time() - t0:.0f} s" + ("" if ok else " (FAILED)"))
+    return ok
 
 if __name__ == "__main__":
-    for p in sys.argv[1:]: run_nb(p)
+    results = [run_nb(p) for p in sys.argv[1:]]
+    sys.exit(0 if all(results) else 1)
