@@ -67,10 +67,18 @@ class MLMNSPCollator:
     "🤗's MLM collator (15 %, 80/10/10) plus next-sentence labels passed through."
     def __init__(self, tok, mlm_probability:float=0.15, seed:int|None=None):
         from transformers import DataCollatorForLanguageModeling
-        self.mlm = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=mlm_probability, seed=seed)
+        # the collator's own `seed=` refuses to run inside a multiprocessing worker (nbdev_test runs notebooks in
+        # worker processes), so we seed torch's RNG ourselves around each call: same masks, anywhere
+        self.mlm = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=mlm_probability)
+        self.seed, self.calls = seed, 0
     def __call__(self, rows:list[dict]) -> dict:
         nsp = [r["next_sentence_label"] for r in rows] if "next_sentence_label" in rows[0] else None
-        batch = self.mlm([{k: v for k, v in r.items() if k != "next_sentence_label"} for r in rows])
+        feats = [{k: v for k, v in r.items() if k != "next_sentence_label"} for r in rows]
+        if self.seed is None: batch = self.mlm(feats)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + self.calls); self.calls += 1
+                batch = self.mlm(feats)
         if nsp is not None: batch["next_sentence_label"] = torch.tensor(nsp, dtype=torch.long)
         return batch
 
