@@ -59,6 +59,10 @@ class DPORunConfig:
     gradient_checkpointing: bool = False
     logging_steps: int = 10
     output_dir: str|None = None # save the trained policy (LoRA merged) here
+    checkpoint_dir: str|None = None # Trainer checkpoints go here every save_steps (what resume reads)
+    save_steps: int = 0 # 0: no checkpoints
+    resume: str|None = None # "latest" (newest complete checkpoint in checkpoint_dir; fresh start if none) or a checkpoint folder
+    nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
     eval_n_per_task: int|None = None
     method: str = "dpo" # row name in the result record ("dpo-lora" for the LoRA variant)
     record: bool = True
@@ -72,9 +76,11 @@ class DPORunConfig:
         if not 0 <= self.label_smoothing < 0.5: raise ValueError(f"DPORunConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.sft_weight < 0: raise ValueError(f"DPORunConfig.sft_weight must be >= 0, got {self.sft_weight}")
         if self.lora_r < 0: raise ValueError(f"DPORunConfig.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
+        if (self.save_steps or self.resume) and not self.checkpoint_dir:
+            raise ValueError("DPORunConfig.save_steps and resume need checkpoint_dir (the folder for Trainer checkpoints)")
 
 def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
-    "TRL's `DPOConfig` for `cfg` (CPU-sensible; no saving, no reporting)."
+    "TRL's `DPOConfig` for `cfg` (CPU-sensible; checkpoints only with `save_steps`, no reporting)."
     from trl import DPOConfig
     dev = get_device(cfg.device)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (dev.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -82,7 +88,8 @@ def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
     kw = dict(output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
               warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", beta=cfg.beta,
               label_smoothing=cfg.label_smoothing, max_length=cfg.max_length, logging_steps=cfg.logging_steps, seed=cfg.seed,
-              data_seed=cfg.seed, report_to=[], bf16=bf16, gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="no",
+              data_seed=cfg.seed, report_to=[], bf16=bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+              save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
               dataloader_pin_memory=False, disable_tqdm=not cfg.progress, **losses, **trainer_device_args(cfg.device))
     kw.update(extra)
     return DPOConfig(**kw)
@@ -99,19 +106,33 @@ def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_mod
         ref_model = None
     elif ref_model is None:
         ref_model = copy.deepcopy(model).eval()
+    from llm_methods.reliability import NaNGuard, MarkComplete, check_context, check_cpu_options
+    check_context(model, cfg.max_length)
     ds = Dataset.from_list(preference_dataset(rows, conversational=bool(getattr(tok, "chat_template", None)), keep=()))
-    out = str(home_dir() / "tmp" / f"dpo-{os.getpid()}-{time.time_ns()}")
-    return DPOTrainer(model=model, ref_model=ref_model, args=dpo_args(cfg, out, **overrides), train_dataset=ds,
-                      processing_class=tok, peft_config=peft_config, callbacks=[_history_callback()])
+    out = cfg.checkpoint_dir or str(home_dir() / "tmp" / f"dpo-{os.getpid()}-{time.time_ns()}")
+    args = dpo_args(cfg, out, **overrides)
+    check_cpu_options(args, model)
+    guards = [NaNGuard()] if cfg.nan_guard else []
+    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
+                      peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete()])
 
 def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, **overrides) -> dict:
     "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."
     cfg = cfg or DPORunConfig()
     seed_everything(cfg.seed)
+    from llm_methods.reliability import resolve_resume
+    resume = resolve_resume(cfg.resume, cfg.checkpoint_dir)
     trainer = dpo_trainer(model, tok, rows, cfg, ref_model, **overrides)
-    t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
-    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    try: trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if not cfg.checkpoint_dir: shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+    train_s = time.perf_counter() - t0
     hist = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "History").logs
+    if resume:  # the records before the checkpoint come from its trainer_state.json
+        done = min((h["step"] for h in hist), default=trainer.state.global_step + 1)
+        hist[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
+                    for r in trainer.state.log_history if "loss" in r and r["step"] < done]
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
 
 # %% ../../nbs/06c_dpo.ipynb #7019a74e
