@@ -35,17 +35,39 @@ def register_stage(name:str, module:str, config_cls:str, fn:str, help:str):
     "Add a stage to the CLI (used by stage modules; later registrations replace earlier ones)."
     STAGES[name] = (module, config_cls, fn, help)
 
-def _parse_set(pairs:list[str]) -> dict:
+def _value(v:str):
+    "A command-line value: int, float (`2e-5` too, which YAML 1.1 reads as a string), else YAML (true, null, lists...)."
     import yaml
+    for f in (int, float):
+        try: return f(v)
+        except ValueError: pass
+    return yaml.safe_load(v)
+
+def _parse_set(pairs:list[str]) -> dict:
     out = {}
     for p in pairs or []:
         if "=" not in p: raise SystemExit(f"--set expects key=value, got {p!r}")
-        k, v = p.split("=", 1); out[k.strip()] = yaml.safe_load(v)
+        k, v = p.split("=", 1); out[k.strip()] = _value(v)
+    return out
+
+def _parse_flags(extra:list[str]) -> dict:
+    "`--key value` / `--flag` pairs after the stage name, as settings (`--lora-r 8` -> `lora_r=8`)."
+    out, i = {}, 0
+    while i < len(extra):
+        a = extra[i]
+        if not a.startswith("--") or a == "--": raise SystemExit(f"unexpected argument {a!r}: settings are given as --key value or --set key=value")
+        k = a[2:]
+        if "=" in k: k, v = k.split("=", 1); out[k.replace("-", "_")] = _value(v); i += 1; continue
+        k = k.replace("-", "_")
+        if i + 1 < len(extra) and not extra[i + 1].startswith("--"): out[k] = _value(extra[i + 1]); i += 2
+        else: out[k] = True; i += 1
     return out
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llm_methods", description="Every way an LLM is trained, on the tiny default or a real model.",
-                                 epilog="Each stage takes --config recipe.yaml and --set key=value overrides; `llm_methods STAGE --help`.")
+                                 epilog="Each stage takes --config recipe.yaml, then any of its settings as --key value (or --set key=value): "
+                                        "`llm_methods run --model PATH --stages sft,lora,dpo --deepspeed zero2`. "
+                                        "`llm_methods STAGE --show-config` lists a stage's settings.")
     sub = ap.add_subparsers(dest="stage", metavar="STAGE", title="stages")
     for name, (_, _, _, h) in STAGES.items():
         p = sub.add_parser(name, help=h, description=h)
@@ -75,9 +97,9 @@ def load_stage_config(stage:str, config:str|None=None, overrides:dict|None=None)
 
 def main(argv:list[str]|None=None):
     "Entry point of the `llm_methods` console script."
-    ap = build_parser(); a = ap.parse_args(argv)
+    ap = build_parser(); a, extra = ap.parse_known_args(argv)
     if not a.stage: ap.print_help(); return 0
-    try: cfg = load_stage_config(a.stage, a.config, _parse_set(a.set))
+    try: cfg = load_stage_config(a.stage, a.config, {**_parse_flags(extra), **_parse_set(a.set)})
     except (ValueError, FileNotFoundError) as e:
         print(f"llm_methods {a.stage}: {e}", file=sys.stderr); return 2
     if a.show_config:

@@ -166,7 +166,11 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     rep = score_heldout(model, tok, cfg)
     rep = rep or EvalReport(score=0.0, per_task={}, n=0)
     last = info["history"][-1]["loss"] if info.get("history") else None
-    res = make_result(method, rep, model, meter, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1), **extra})
+    examples = {}  # a few predictions per task, so a result row can be read, not only counted
+    for r in rep.rows:
+        if len(examples.setdefault(r["task"], [])) < 3: examples[r["task"]].append({k: r[k] for k in ("prompt", "answer", "pred")})
+    res = make_result(method, rep, model, meter, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
+                                                        "examples": examples, **extra})
     if record: record_result(res)
     return res
 

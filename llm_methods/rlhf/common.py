@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, json, time, shutil, hashlib, dataclasses
 from pathlib import Path
 import torch
-from ..core import home_dir, seed_everything, get_device, load_model, load_tokenizer
+from ..core import cached_dir, home_dir, seed_everything, get_device, load_model, load_tokenizer
 from ..base import tiny_base, tiny_world, BaseConfig
 from ..evaluate import evaluate, EvalReport
 
@@ -20,19 +20,8 @@ def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
                  key:str, # names the cache entry; change it when anything that decides the contents changes
                  build, # `build(tmp_dir: Path)` writes everything into `tmp_dir`
                  rebuild:bool=False) -> Path:
-    "Run `build` once per `key` under a file lock, write to a temp folder, rename it into place; return the folder."
-    from filelock import FileLock
-    root = home_dir() / kind; root.mkdir(parents=True, exist_ok=True)
-    final = root / key
-    with FileLock(str(final) + ".lock"):
-        if rebuild and final.exists(): shutil.rmtree(final)
-        if not (final / "DONE").exists():
-            tmp = root / f".{key}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
-            build(tmp)
-            (tmp / "DONE").write_text("ok")
-            shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
-    return final
+    "Run `build` once per `key` (locked, written to a temp folder and renamed into place): `core.cached_dir`."
+    return cached_dir(kind, key, build, rebuild=rebuild)
 
 def config_key(*parts) -> str:
     "A short stable hash of dataclasses / dicts / strings (the cache key)."
