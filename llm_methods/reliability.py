@@ -98,8 +98,6 @@ class PoisonAt(TrainerCallback):
 
 # %% ../nbs/11_reliability.ipynb #90c05f64
 MARKER = "checkpoint_complete.json"
-_CK = re.compile(r"^checkpoint-(\d+)$")
-
 def mark_complete(folder) -> Path:
     "Write `folder`'s completion marker (its files and sizes) to a temp file, fsync it and rename it into place."
     folder = Path(folder)
@@ -124,11 +122,12 @@ def checkpoint_problem(folder) -> str|None:
         if p.stat().st_size != size: return f"{name} has {p.stat().st_size} bytes but {size} were written"
     return None
 
-def latest_checkpoint(output_dir) -> Path|None:
-    "The newest complete `checkpoint-N` folder in `output_dir` (half-written ones are skipped); None if there is none."
-    d = Path(output_dir)
+def latest_checkpoint(output_dir, prefix:str="checkpoint" # folders are `{prefix}-{step}` (Trainer: checkpoint, our PPO: step)
+                     ) -> Path|None:
+    "The newest complete `{prefix}-N` folder in `output_dir` (half-written ones are skipped); None if there is none."
+    d, pat = Path(output_dir), re.compile(rf"^{re.escape(prefix)}-(\d+)$")
     if not d.is_dir(): return None
-    cks = sorted(((int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := _CK.match(p.name))), reverse=True)
+    cks = sorted(((int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := pat.match(p.name))), reverse=True)
     return next((p for _, p in cks if checkpoint_problem(p) is None), None)
 
 class MarkComplete(TrainerCallback):

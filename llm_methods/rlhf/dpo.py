@@ -94,7 +94,9 @@ def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
     kw.update(extra)
     return DPOConfig(**kw)
 
-def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, **overrides):
+def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None,
+                callbacks:list|None=None, # extra Trainer callbacks
+                **overrides):
     "A TRL `DPOTrainer` on `{prompt, chosen, rejected}` rows; LoRA if `cfg.lora_r`, else a reference copy (made if not given)."
     from trl import DPOTrainer
     from datasets import Dataset
@@ -114,15 +116,15 @@ def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_mod
     check_cpu_options(args, model)
     guards = [NaNGuard()] if cfg.nan_guard else []
     return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
-                      peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete()])
+                      peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete(), *(callbacks or [])])
 
-def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, **overrides) -> dict:
+def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, callbacks:list|None=None, **overrides) -> dict:
     "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."
     cfg = cfg or DPORunConfig()
     seed_everything(cfg.seed)
     from llm_methods.reliability import resolve_resume
     resume = resolve_resume(cfg.resume, cfg.checkpoint_dir)
-    trainer = dpo_trainer(model, tok, rows, cfg, ref_model, **overrides)
+    trainer = dpo_trainer(model, tok, rows, cfg, ref_model, callbacks, **overrides)
     t0 = time.perf_counter()
     try: trainer.train(resume_from_checkpoint=resume)
     finally:
