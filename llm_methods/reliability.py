@@ -68,7 +68,7 @@ def grads_finite(model:torch.nn.Module) -> bool:
 class NaNGuard(TrainerCallback):
     "Raise `NonFiniteLossError` at the first step whose gradients (or logged loss) are NaN/inf: before the optimizer applies them and before that step can be saved."
     def __init__(self): self.last_loss, self.tripped = None, None
-    def _trip(self, args, step:int, what:str, lr:float|None=None):
+    def _trip(self, args, step:int, what:str, lr:float|None=None, applied:bool=False):
         ck = latest_checkpoint(args.output_dir) if args.output_dir else None
         lr_s = f"now {lr:.3g}" if lr is not None else f"peak {args.learning_rate:g}"
         where = (f"The last good checkpoint is {str(ck)!r}: change the settings and resume from it (resume='latest')."
@@ -76,16 +76,18 @@ class NaNGuard(TrainerCallback):
         last = f" The last finite logged loss was {self.last_loss:.4g}." if self.last_loss is not None else ""
         self.tripped = step
         raise NonFiniteLossError(
-            f"training stopped at step {step}: the {what} is not finite (NaN/inf); nothing of this step was applied or saved.{last} "
+            f"training stopped at step {step}: the {what} is not finite (NaN/inf); "
+            f"{'the step was not saved' if applied else 'nothing of this step was applied or saved'}.{last} "
             f"{where} What to try: a lower learning rate ({lr_s}); fp32 instead of bf16/fp16 (bf16=False); gradient clipping "
             f"(max_grad_norm, now {args.max_grad_norm:g}); and check the data for empty or extreme rows.", step, str(ck) if ck else None)
     def on_pre_optimizer_step(self, args, state, control, model=None, lr_scheduler=None, **kw):
+        if args.fp16: return  # fp16 loss scaling expects overflowing steps and skips them itself: only the logged loss counts
         if model is not None and not grads_finite(model):
             self._trip(args, state.global_step + 1, "gradient", lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else None)
     def on_log(self, args, state, control, logs=None, **kw):
         loss = (logs or {}).get("loss")
         if loss is None: return
-        if not math.isfinite(loss): self._trip(args, state.global_step, f"logged loss ({loss})")
+        if not math.isfinite(loss): self._trip(args, state.global_step, f"logged loss ({loss})", applied=True)
         self.last_loss = loss
 
 # %% ../nbs/11_reliability.ipynb #a982b25e
