@@ -36,7 +36,7 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(),
     include_package_data = True,
-    package_data = {'llm_methods': ['configs/*.json', 'configs/*.yaml', 'recipes/*.yaml']},
+    package_data = {'llm_methods': ['configs/*.json', 'configs/*.yaml', 'recipes/*.yaml', 'assets/tiny_base/*']},
     install_requires = requirements,
     extras_require={ 'dev': dev_requirements },
     dependency_links = cfg.get('dep_links','').split(),

@@ -13,7 +13,7 @@ from .data import TinyWorld, WorldConfig, train_tokenizer
 
 # %% auto #0
 __all__ = ['pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits', 'train_causal_lm', 'BaseConfig',
-           'build_base', 'tiny_base', 'base_info', 'tiny_world', 'plot_loss']
+           'build_base', 'shipped_base', 'tiny_base', 'base_info', 'tiny_world', 'plot_loss']
 
 # %% ../nbs/00c_base.ipynb #b991d443
 def pack_texts(tok, texts:list[str], seq_len:int) -> torch.Tensor:
@@ -142,15 +142,28 @@ def build_base(cfg:BaseConfig) -> tuple:
     info = train_causal_lm(model, tok, world.corpus(), tcfg)
     return model, tok, info
 
+def shipped_base() -> Path|None:
+    "The tiny base shipped inside the package (trained by `build_base` with the default `BaseConfig`), if present."
+    import llm_methods
+    p = Path(llm_methods.__file__).parent / "assets" / "tiny_base"
+    return p if (p / "train.json").exists() and (p / "model.safetensors").exists() else None
+
 def tiny_base(cfg:BaseConfig|None=None, # settings; the defaults are the project's tiny base
               rebuild:bool=False, # train again even if a cached copy exists
-              device:str|None="cpu") -> tuple:
+              device:str|None="cpu",
+              shipped:bool=True, # default settings: start from the copy shipped in the package instead of training
+             ) -> tuple:
     "The pretrained tiny base `(model, tokenizer)`, built once and cached; each call returns a fresh copy."
     cfg = cfg or BaseConfig()
     def build(folder:Path):
+        src = shipped_base() if shipped and not rebuild else None
+        if src is not None and json.loads((src / "train.json").read_text()).get("key") == cfg.key():
+            for f in src.iterdir(): shutil.copy2(f, folder / f.name)
+            print(f"tiny base: the copy shipped with the package ({src}); tiny_base(rebuild=True) trains it here", flush=True)
+            return
         model, tok, info = build_base(cfg)
         model.save_pretrained(folder, safe_serialization=True); tok.save_pretrained(folder)
-        (folder / "train.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), **info}, indent=1))
+        (folder / "train.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "key": cfg.key(), **info}, indent=1))
     final = cached_dir("base", cfg.key(), build, rebuild=rebuild)
     model = load_model(final)
     if device: model = model.to(get_device(device))

@@ -33,10 +33,14 @@ def test_wheel_console_script(wheel_env):
     r = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, cwd="/", timeout=120)
     assert r.returncode == 0 and "--config" in r.stdout, r.stderr
 
-def test_wheel_runs_base_stage(wheel_env, tmp_path):
-    "The installed command runs a real stage: score the tiny base (built on first use, cached in LLM_METHODS_HOME)."
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu"}
-    env.setdefault("LLM_METHODS_HOME", str(ROOT / ".cache" / "llm_methods"))
-    r = subprocess.run([str(wheel_env / "llm_methods"), "base"], capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=1800)
+def test_wheel_runs_the_main_job(wheel_env, tmp_path):
+    "The installed command runs the main job's first stages from the wheel alone: the shipped tiny base (no training) and the k-shot curve."
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu", "LLM_METHODS_HOME": str(tmp_path / "home")}  # an empty cache
+    out = tmp_path / "run"
+    r = subprocess.run([str(wheel_env / "llm_methods"), "run", "--stages", "base,icl", "--icl-shots", "0,4", "--out", str(out)],
+                       capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "base: exact match" in r.stdout, r.stdout
+    assert "shipped with the package" in r.stdout and "site-packages" in r.stdout, r.stdout  # the wheel carries the base
+    table = (out / "results.md").read_text()
+    for row in ("base (plain style)", "icl-0shot", "icl-4shot"): assert row in table, table
+    assert (out / "results.csv").exists() and (out / "results.json").exists() and (out / "results.png").exists()
