@@ -3,7 +3,7 @@ that never stopped; plus the NaN guard, the interrupted-save rule, determinism a
 
 Everything trains the toy of `llm_methods.reliability` (a 2-layer Llama of width 32, batch 8, CPU, one thread).
 Run as a script, this file is also the worker the kill test starts:
-`python tests/test_reliability.py worker sft OUT_DIR STEPS SLEEP_S RESUME`."""
+`python tests/test_reliability.py worker sft,lora,dpo,ppo ROOT STEPS SLEEP_S RESUME` (each kind in ROOT/kind)."""
 import json, os, random, signal, subprocess, sys, time, shutil
 from pathlib import Path
 
@@ -120,6 +120,7 @@ def test_kill_9_then_resume_equals_uninterrupted(parts, tmp_path):
         assert not (outs[k] / "result.json").exists(), f"{k} finished before the kill: the test proved nothing"
         ck = latest_checkpoint(outs[k], PREFIX.get(k, "checkpoint"))
         assert ck is not None and checkpoint_problem(ck) is None and 4 <= int(ck.name.split("-")[1]) < STEPS, (k, ck)
+        print(f"{k}: killed with {ck.name} as the newest complete checkpoint")
     # the same command with resume="latest" continues each from its newest complete checkpoint (one fresh process
     # resumes all four, one after the other: a process start costs ~15 s of CPU here)
     p = _start(",".join(KINDS), tmp_path, 0, "latest", subprocess.PIPE)

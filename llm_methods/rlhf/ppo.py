@@ -183,7 +183,7 @@ class PPOConfig:
     eval_n_per_task: int|None = None # cap held-out items per task
     save_every: int = 0 # write a resumable checkpoint every N steps into save_dir
     save_dir: str|None = None
-    resume_from: str|None = None # a checkpoint folder written by PPOTrainer.save
+    resume_from: str|None = None # a checkpoint folder written by PPOTrainer.save, or "latest" (newest complete one in save_dir; fresh start if none)
     output_dir: str|None = None # save the final policy here (HF format; LoRA merged)
     method: str = "ppo"
     record: bool = True
@@ -202,6 +202,7 @@ class PPOConfig:
         if self.min_new_tokens > self.max_new_tokens: raise ValueError(f"PPOConfig.min_new_tokens ({self.min_new_tokens}) > max_new_tokens ({self.max_new_tokens})")
         if self.lora_r < 0: raise ValueError(f"PPOConfig.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
         if self.save_every and not self.save_dir: raise ValueError("PPOConfig.save_every needs save_dir")
+        if self.resume_from == "latest" and not self.save_dir: raise ValueError("PPOConfig.resume_from='latest' needs save_dir")
     @property
     def on_policy_sampling(self) -> bool:
         return self.temperature == 1.0 and self.top_k == 0 and self.top_p == 1.0 and self.min_new_tokens == 0
@@ -448,9 +449,13 @@ def train(self:PPOTrainer, steps:int|None=None, eval_items:list[dict]|None=None,
 # %% ../../nbs/06b_ppo.ipynb #c980655f
 @patch
 def save(self:PPOTrainer, path:str|Path) -> Path:
-    "Write a resumable checkpoint to `path`."
+    "Write a resumable checkpoint to `path`: into a temp folder, marked complete, then renamed (a crash never leaves a half-written `path`)."
+    import shutil
     from safetensors.torch import save_model, save_file
-    p = Path(path); p.mkdir(parents=True, exist_ok=True)
+    from llm_methods.reliability import mark_complete
+    final = Path(path); final.parent.mkdir(parents=True, exist_ok=True)
+    p = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(p, ignore_errors=True); p.mkdir()
     save_model(self.model, str(p / "policy_value.safetensors"))
     torch.save(self.opt.state_dict(), p / "optimizer.pt")
     save_file({"torch": torch.get_rng_state(), "gen": self.gen.get_state()}, str(p / "rng.safetensors"))
@@ -460,7 +465,10 @@ def save(self:PPOTrainer, path:str|Path) -> Path:
              "python_rng": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
              "numpy_rng": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
     (p / "trainer_state.json").write_text(json.dumps(state))
-    return p
+    mark_complete(p)
+    if final.exists(): shutil.rmtree(final)  # re-saving a step (after a resume): the old copy goes, then the rename
+    os.replace(p, final)
+    return final
 
 @patch
 def load(self:PPOTrainer, path:str|Path):
@@ -507,7 +515,11 @@ def run_ppo(cfg:PPOConfig) -> Result:
     else: rm, rtok = reward_model(cfg.reward_model, device=cfg.device)
     qs, ans = _prompt_rows(cfg.data) if cfg.data else (None, None)
     trainer = PPOTrainer(policy, tok, rm, rtok, cfg, questions=qs, answers=ans)
-    if cfg.resume_from: trainer.load(cfg.resume_from)
+    if cfg.resume_from == "latest":
+        from llm_methods.reliability import latest_checkpoint
+        ck = latest_checkpoint(cfg.save_dir, prefix="step")
+        if ck is not None: trainer.load(ck)
+    elif cfg.resume_from: trainer.load(cfg.resume_from)
     items = rlhf_heldout(cfg.eval_n_per_task) if cfg.data is None else None
     with Meter() as m:
         start = trainer.measure(items) if items else None
