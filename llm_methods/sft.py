@@ -81,6 +81,8 @@ class SFTRunConfig:
     deepspeed: str|None = None # DeepSpeed config (file or name of a shipped one)
     output_dir: str|None = None # checkpoints go here when save_steps > 0
     save_steps: int = 0
+    resume: str|None = None # "latest" (newest complete checkpoint in output_dir; fresh start if none) or a checkpoint folder
+    nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
     logging_steps: int = 25
     method: str = "sft" # name of the row in the result record
     eval_n_per_task: int|None = None # cap held-out items per task (None: all)
@@ -94,6 +96,8 @@ class SFTRunConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"SFTRunConfig.{k} must be a positive int, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"SFTRunConfig.lr must be > 0, got {self.lr!r}")
         if not 0 <= self.warmup_ratio < 1: raise ValueError(f"SFTRunConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.resume is not None and not self.output_dir:
+            raise ValueError(f"{type(self).__name__}.resume needs output_dir (the folder with the checkpoints), got resume={self.resume!r}")
 
 def _resolve_precision(cfg:SFTRunConfig) -> tuple[bool, bool]:
     dev = get_device(cfg.device)
@@ -125,18 +129,29 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     "Fine-tune `model` on `rows` (in `cfg.data_format`) with TRL's SFTTrainer; returns `{model, history, train_s}`."
     from trl import SFTTrainer
     from datasets import Dataset
+    from llm_methods.reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
     cfg = cfg or SFTRunConfig()
     _validate_sft_rows(rows, cfg.data_format)
-    check_lm_fits(model, tok, 1)
+    check_lm_fits(model, tok, 1); check_context(model, cfg.max_length)
     out = cfg.output_dir or str(home_dir() / "tmp" / f"sft-{os.getpid()}-{time.time_ns()}")
     args = sft_args(cfg, out, **args_overrides)
+    check_cpu_options(args, model)
+    resume = resolve_resume(cfg.resume, cfg.output_dir)
     hist = _history_callback()
+    guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11): stop at the first NaN/inf
     seed_everything(cfg.seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
-                         peft_config=peft_config, callbacks=[hist, *(callbacks or [])])
+                         peft_config=peft_config, callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
     quiet_trainer(trainer, cfg.progress)
-    t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
-    if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    try: trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
+    train_s = time.perf_counter() - t0
+    if resume:  # the records before the checkpoint come from its trainer_state.json
+        done = min((h["step"] for h in hist.logs), default=trainer.state.global_step + 1)
+        hist.logs[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
+                         for r in trainer.state.log_history if "loss" in r and r["step"] < done]
     return {"model": trainer.model, "history": hist.logs, "train_s": train_s, "trainer": trainer}
 
 # %% ../nbs/02_sft.ipynb #40c0a48e
