@@ -108,7 +108,7 @@ def test_kill_9_then_resume_equals_uninterrupted(parts, tmp_path):
             if k in killed: continue
             ck = latest_checkpoint(outs[k], PREFIX.get(k, "checkpoint"))
             if ck is not None and int(ck.name.split("-")[1]) >= 4:
-                time.sleep(rng.uniform(0, 0.6))  # a random moment after the checkpoint: mid-step, mid-save or between
+                time.sleep(rng.uniform(0, 2.0))  # a random moment in the 2.4+ s left: mid-step, mid-save or between
                 os.kill(p.pid, signal.SIGKILL); p.wait(); killed[k] = time.time()
             else:
                 assert p.poll() is None, f"{k} worker ended before it could be killed:\n{(tmp_path / f'{k}.log').read_text()[-3000:]}"
@@ -213,6 +213,7 @@ def _cli(*args):
     ("lora", "r: 0\n", "LoraRunConfig.r must be a positive int"),
     ("sft", "lr: -0.001\n", "SFTRunConfig.lr must be > 0"),
     ("dpo", "save_steps: 10\n", "need checkpoint_dir"),
+    ("sft", "resume: latest\n", "SFTRunConfig.resume needs output_dir"),
 ])
 def test_bad_yaml_recipe(stage, recipe, msg, tmp_path):
     (tmp_path / "r.yaml").write_text(recipe)
