@@ -11,7 +11,8 @@ from .core import from_dict, seed_everything, Meter, count_params
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 
 # %% auto #0
-__all__ = ['ORDER', 'BaseStageConfig', 'run_base', 'PipelineConfig', 'available_stages', 'run_pipeline', 'write_tables']
+__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'PipelineConfig', 'available_stages', 'run_pipeline',
+           'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
 @dataclass
@@ -38,6 +39,12 @@ def run_base(cfg:BaseStageConfig|None=None) -> Result:
 # %% ../nbs/08_compare.ipynb #ada19a9e
 ORDER = ["base", "sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"]
 
+# stage settings of the quick profile (the tiny default's `llm_methods run`); a user's overrides win over these
+PROFILES = {"full": {}, "quick": {
+    "sft": {"steps": 300}, "lora": {"steps": 300}, "qlora": {"steps": 150}, "adalora": {"steps": 300},
+    "prompt-tuning": {"steps": 150}, "ptuning": {"steps": 150}, "prefix": {"steps": 150},
+    "reward": {"steps": 200}, "ppo": {"steps": 20}, "dpo": {"steps": 60}, "grpo": {"steps": 15}}}
+
 @dataclass
 class PipelineConfig:
     "Settings of `llm_methods run`."
@@ -47,8 +54,15 @@ class PipelineConfig:
     fresh: bool = False # ignore finished stages and run everything again
     overrides: dict = field(default_factory=dict) # {stage: {field: value}}
     keep_going: bool = False # on a failing stage, record the error and continue
+    profile: str = "quick" # "quick": shortened training for the tiny default (about 10 min on 2 CPU cores); "full": every stage's defaults
+    deepspeed: str|None = None # a DeepSpeed config (shipped name or JSON path) for every stage that trains with 🤗 Trainer
+    icl_shots: str = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point)
     def __post_init__(self):
         _stage_list(self.stages)  # unknown stages stop here, before any work
+        if self.profile not in PROFILES: raise ValueError(f"PipelineConfig.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
+        try: self._shots = [int(k) for k in str(self.icl_shots).split(",") if k.strip()]
+        except ValueError: raise ValueError(f"PipelineConfig.icl_shots must be comma-separated ints like '0,1,2,4,8', got {self.icl_shots!r}") from None
+        if not self._shots or min(self._shots) < 0: raise ValueError(f"PipelineConfig.icl_shots needs shot counts >= 0, got {self.icl_shots!r}")
 
 def available_stages() -> list[str]:
     "Stages of `ORDER` that this install provides (registered in the CLI)."
@@ -75,32 +89,65 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> list[Result]:
     for s in cfg.overrides:
         if s not in stages: raise ValueError(f"overrides for stage {s!r}, which is not in this run ({', '.join(stages)})")
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    _check_run_dir(out, cfg)
     results = []
     for i, s in enumerate(stages):
         done = out / s / "result.json"
         if done.exists() and not cfg.fresh:
-            results.append(Result(**json.loads(done.read_text()))); print(f"[{i + 1}/{len(stages)}] {s}: finished earlier, kept"); continue
+            kept = json.loads(done.read_text()); kept = kept if isinstance(kept, list) else [kept]
+            results += [Result(**r) for r in kept]; print(f"[{i + 1}/{len(stages)}] {s}: finished earlier, kept"); continue
         print(f"[{i + 1}/{len(stages)}] {s} ...", flush=True)
-        mod, cls_name, fn, _ = STAGES[s]
-        m = importlib.import_module(mod); cls = getattr(m, cls_name)
-        ov = dict(cfg.overrides.get(s, {}))
-        names = {f.name for f in dataclasses.fields(cls)}
-        if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
-        if "record" in names: ov.setdefault("record", False)
-        try:
-            scfg = from_dict(cls, ov)
-            t0 = time.perf_counter(); res = getattr(m, fn)(scfg)
+        t0 = time.perf_counter()
+        try: got = _run_stage(s, cfg)
         except Exception as e:
             if not cfg.keep_going: raise
             (out / s).mkdir(exist_ok=True); (out / s / "error.txt").write_text(traceback.format_exc())
             print(f"    {s} failed: {type(e).__name__}: {e}"); continue
-        res.extra = {k: v for k, v in res.extra.items() if k != "history"}
         (out / s).mkdir(exist_ok=True)
-        tmp = done.with_suffix(".tmp"); tmp.write_text(json.dumps(res.to_dict(), indent=1)); tmp.replace(done)
-        results.append(res)
-        print(f"    {s}: held-out {res.score:.1%} in {time.perf_counter() - t0:.0f} s")
+        hist = {r.method: r.extra.pop("history") for r in got if "history" in r.extra}
+        for r in got: r.extra = {k: v for k, v in r.extra.items() if _jsonable(v)}  # e.g. a stage hands its model back in `extra`
+        if hist: _write_atomic(out / s / "history.json", json.dumps(hist, default=float))
+        _write_atomic(done, json.dumps([r.to_dict() for r in got] if len(got) > 1 else got[0].to_dict(), indent=1, default=float))
+        results += got
+        print(f"    {s}: " + ", ".join(f"{r.method} {r.score:.1%}" for r in got) + f" in {time.perf_counter() - t0:.0f} s", flush=True)
     write_tables(results, out)
+    try: plot_run(out)
+    except Exception as e: print(f"(figure not written: {type(e).__name__}: {e})")
     return results
+
+def _check_run_dir(out:Path, cfg:PipelineConfig):
+    "A run directory keeps the settings it was made with; resuming it with others would mix incomparable rows."
+    mine = {k: getattr(cfg, k) for k in ("model", "profile", "deepspeed", "overrides", "icl_shots")}
+    f = out / "run.json"
+    if f.exists() and not cfg.fresh:
+        old = json.loads(f.read_text())
+        diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(mine)).items() if old.get(k) != v}
+        if diff: raise ValueError(f"run directory {out} was made with other settings {diff} (was, now): "
+                                  "pass fresh=True (--fresh) to start it again, or another out directory")
+    _write_atomic(f, json.dumps(mine, indent=1))
+
+def _jsonable(v) -> bool:
+    try: json.dumps(v); return True
+    except (TypeError, ValueError): return False
+
+def _write_atomic(p:Path, text:str):
+    tmp = p.with_name(p.name + ".tmp"); tmp.write_text(text); tmp.replace(p)
+
+def _run_stage(s:str, cfg:PipelineConfig) -> list[Result]:
+    "Run one stage with the profile's settings, the user's overrides, the shared model and DeepSpeed config."
+    from llm_methods.cli import STAGES
+    mod, cls_name, fn, _ = STAGES[s]
+    m = importlib.import_module(mod); cls = getattr(m, cls_name)
+    names = {f.name for f in dataclasses.fields(cls)}
+    ov = {**(PROFILES[cfg.profile].get(s, {}) if cfg.model is None else {}), **cfg.overrides.get(s, {})}
+    if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
+    if cfg.deepspeed is not None:
+        if "deepspeed" not in names: print(f"    ({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
+        else: ov.setdefault("deepspeed", cfg.deepspeed)
+    if "record" in names: ov.setdefault("record", False)
+    if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
+        return [getattr(m, fn)(from_dict(cls, {**ov, "shots": k})) for k in cfg._shots]
+    return [getattr(m, fn)(from_dict(cls, ov))]
 
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."
@@ -110,3 +157,41 @@ def write_tables(results:list[Result], out:Path):
     with open(out / "results.csv", "w", newline="") as f:
         wr = csv.writer(f); wr.writerow(["method", "score", "trainable_params", "total_params", "trainable_pct", "peak_mem_mb", "predicted_mem_mb", "wall_s", "device"])
         for r in results: wr.writerow([r.method, r.score, r.trainable_params, r.total_params, round(r.trainable_pct, 4), r.peak_mem_mb, r.predicted_mem_mb, r.wall_s, r.device])
+
+# %% ../nbs/08_compare.ipynb #07cec9d5
+def plot_run(out:str|Path, save:bool=True):
+    "The run's figure: score vs trainable parameters, training-loss curves, the k-shot curve, PPO's reward and KL."
+    import matplotlib; import matplotlib.pyplot as plt
+    out = Path(out)
+    rows = json.loads((out / "results.json").read_text())
+    hist = {}
+    for f in sorted(out.glob("*/history.json")): hist.update(json.loads(f.read_text()))
+    fig, axs = plt.subplots(1, 4, figsize=(17, 3.8))
+    ax = axs[0]  # score against trainable parameters (ICL trains none: drawn at 1)
+    for r in rows:
+        if r["method"].startswith("base"): continue
+        x = max(r["trainable_params"], 1); icl = r["method"].startswith("icl")
+        ax.scatter(x, r["score"], marker="x" if icl else "o", color="C7" if icl else "C0")
+        if not icl or r["method"] == "icl-4shot": ax.annotate(r["method"], (x, r["score"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log"); ax.set_xlabel("trainable parameters (ICL: none, drawn at 1)"); ax.set_ylabel("held-out exact match")
+    ax.set_title("score vs trainable parameters"); ax.grid(alpha=.3)
+    ax = axs[1]
+    for m, h in hist.items():
+        pts = [(e["step"], e["loss"]) for e in h if isinstance(e, dict) and "loss" in e and "step" in e]
+        if len(pts) > 1: ax.plot(*zip(*pts), label=m, lw=1)
+    ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_title("training loss"); ax.legend(fontsize=6, ncol=2); ax.grid(alpha=.3)
+    ax = axs[2]
+    icl = sorted((r["extra"].get("shots", 0), r["score"]) for r in rows if r["method"].startswith("icl") and "shots" in r["extra"])
+    if icl: ax.plot(*zip(*icl), marker="o")
+    ax.set_xlabel("demonstrations in the prompt"); ax.set_ylabel("accuracy"); ax.set_title("in-context learning (no weights change)"); ax.grid(alpha=.3)
+    ax = axs[3]
+    ppo = hist.get("ppo") or next((h for m, h in hist.items() if m.startswith("ppo")), None)
+    if ppo:
+        st = [e["step"] for e in ppo]
+        ax.plot(st, [e["score"] for e in ppo], label="reward-model score"); ax.set_xlabel("PPO step")
+        ax2 = ax.twinx(); ax2.plot(st, [e["kl"] for e in ppo], color="C3", label="KL to the SFT policy"); ax2.set_ylabel("KL (nats)", color="C3")
+        ax.legend(loc="upper left", fontsize=7)
+    ax.set_title("PPO: reward and KL"); ax.grid(alpha=.3)
+    fig.tight_layout()
+    if save: fig.savefig(out / "results.png", dpi=110); plt.close(fig)
+    return fig
