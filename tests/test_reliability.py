@@ -102,25 +102,28 @@ def test_kill_9_then_resume_equals_uninterrupted(parts, tmp_path):
     logs = {k: open(tmp_path / f"{k}.log", "w") for k in KINDS}
     procs = {k: _start(k, tmp_path, 0.4, None, logs[k]) for k in KINDS}
     full = {k: toy_run(k, parts, STEPS) for k in KINDS}  # the references, never interrupted (while the workers start)
-    rng, t0, killed = random.Random(0), time.time(), {}
+    rng, t0, due, killed = random.Random(0), time.time(), {}, {}
     while len(killed) < len(KINDS):
         for k, p in procs.items():
             if k in killed: continue
-            ck = latest_checkpoint(outs[k], PREFIX.get(k, "checkpoint"))
-            if ck is not None and int(ck.name.split("-")[1]) >= 4:
-                time.sleep(rng.uniform(0, 2.0))  # a random moment in the 2.4+ s left: mid-step, mid-save or between
+            if k not in due:
+                ck = latest_checkpoint(outs[k], PREFIX.get(k, "checkpoint"))
+                if ck is not None and int(ck.name.split("-")[1]) >= 4:
+                    due[k] = time.time() + rng.uniform(0, 2.0)  # a random moment in the 2.4+ s left: mid-step, mid-save or between
+            if k in due and time.time() >= due[k]:
                 os.kill(p.pid, signal.SIGKILL); p.wait(); killed[k] = time.time()
-            else:
-                assert p.poll() is None, f"{k} worker ended before it could be killed:\n{(tmp_path / f'{k}.log').read_text()[-3000:]}"
+            elif p.poll() is not None:
+                raise AssertionError(f"{k} worker ended before it could be killed:\n{(tmp_path / f'{k}.log').read_text()[-3000:]}")
         assert time.time() - t0 < 200, f"no checkpoint >= 4 after 200 s: {sorted(set(KINDS) - set(killed))}"
-        time.sleep(0.05)
+        time.sleep(0.02)
     for k, p in procs.items():
         logs[k].close()
         assert p.returncode == -signal.SIGKILL, k
         assert not (outs[k] / "result.json").exists(), f"{k} finished before the kill: the test proved nothing"
         ck = latest_checkpoint(outs[k], PREFIX.get(k, "checkpoint"))
         assert ck is not None and checkpoint_problem(ck) is None and 4 <= int(ck.name.split("-")[1]) < STEPS, (k, ck)
-        print(f"{k}: killed with {ck.name} as the newest complete checkpoint")
+        broken = sorted(d.name for d in outs[k].iterdir() if d.is_dir() and d != ck and checkpoint_problem(d))
+        print(f"{k}: killed {killed[k] - t0:.1f} s in, newest complete checkpoint {ck.name}, incomplete: {broken}")
     # the same command with resume="latest" continues each from its newest complete checkpoint (one fresh process
     # resumes all four, one after the other: a process start costs ~15 s of CPU here)
     p = _start(",".join(KINDS), tmp_path, 0, "latest", subprocess.PIPE)
