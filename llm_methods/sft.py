@@ -15,7 +15,7 @@ from .base import tiny_base, tiny_world, trainer_device_args, check_lm_fits, plo
 
 # %% auto #0
 __all__ = ['to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'sft_train', 'load_model_and_tokenizer', 'training_rows',
-           'score_heldout', 'finish_result', 'run_sft']
+           'score_heldout', 'predicted_train_mem_mb', 'finish_result', 'run_sft']
 
 # %% ../nbs/02_sft.ipynb #9999019f
 def to_format(rows:list[dict], fmt:str, tok=None) -> list[dict]:
@@ -176,16 +176,41 @@ def score_heldout(model, tok, cfg) -> EvalReport|None:
     items = tiny_world().heldout(tasks=["fact", "add", "rev"], n_per_task=cfg.eval_n_per_task)
     return evaluate(model, tok, items, style="chat")
 
-def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bool=True, **extra) -> Result:
-    "Score, build and (optionally) record the `Result` of a supervised method."
+def predicted_train_mem_mb(model, tok, rows:list[dict]|None, cfg, method:str|None=None, dtype_bytes:float=4) -> float|None:
+    "Training memory (MiB) that `llm_methods.pretrain.compute` predicts for `model` as `cfg` trains it (full, lora or qlora)."
+    try: from llm_methods.pretrain.compute import predict_train_memory, activation_bytes
+    except ImportError: return None
+    c = model.config
+    if not all(hasattr(c, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")): return None
+    trainable, total = count_params(model)
+    method = method or ("full" if trainable == total else "lora")  # adapters and soft prompts: a frozen base plus a few trainable
+    seq = cfg.max_length
+    if rows and "messages" in rows[0]:
+        seq = min(seq, max(len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"]) for r in rows[:256]))
+    n_unq = 0
+    if method == "qlora":  # embeddings, norms and the head stay in 16/32 bit
+        import bitsandbytes as bnb
+        n_unq = (total - trainable) - sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    act = activation_bytes(seq_len=seq, batch=cfg.batch_size, hidden=c.hidden_size, n_layers=c.num_hidden_layers,
+                           n_heads=c.num_attention_heads, vocab=c.vocab_size, checkpointing=bool(cfg.gradient_checkpointing))
+    if method == "full": mem = predict_train_memory(total, method="full", dtype_bytes=dtype_bytes, master_weights=False, activations=act)
+    else: mem = predict_train_memory(total - trainable, method=method, trainable=trainable, dtype_bytes=dtype_bytes, n_unquantized=n_unq, activations=act)
+    return round(mem["total"] / 2**20, 1)
+
+def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bool=True,
+                  rows:list[dict]|None=None, # the training rows (for the memory prediction's sequence length)
+                  **extra) -> Result:
+    "Score, build and (optionally) record the `Result` of a supervised method, with the predicted training memory."
     rep = score_heldout(model, tok, cfg)
     rep = rep or EvalReport(score=0.0, per_task={}, n=0)
     last = info["history"][-1]["loss"] if info.get("history") else None
     examples = {}  # a few predictions per task, so a result row can be read, not only counted
     for r in rep.rows:
         if len(examples.setdefault(r["task"], [])) < 3: examples[r["task"]].append({k: r[k] for k in ("prompt", "answer", "pred")})
-    res = make_result(method, rep, model, meter, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
-                                                        "examples": examples, **extra})
+    # Trainer's bf16 is autocast: weights keep the dtype they were loaded in, so that is what the prediction uses
+    pred = predicted_train_mem_mb(model, tok, rows, cfg, dtype_bytes=next(model.parameters()).element_size())
+    res = make_result(method, rep, model, meter, predicted_mem_mb=pred, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
+                                                                           "examples": examples, **extra})
     if record: record_result(res)
     return res
 
@@ -196,6 +221,6 @@ def run_sft(cfg:SFTRunConfig) -> Result:
     rows = training_rows(cfg, tok)
     with Meter() as m:
         info = sft_train(model, tok, rows, cfg)
-    res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record)
+    res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows)
     res.extra["history"] = info["history"]
     return res

@@ -15,8 +15,7 @@ from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_ro
 
 # %% auto #0
 __all__ = ['LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig',
-           'tiny_base_path', 'lora_config', 'predicted_train_mem_mb', 'run_lora', 'sft_baseline', 'lora_param_count',
-           'gpt3_175b_shaped']
+           'tiny_base_path', 'lora_config', 'run_lora', 'sft_baseline', 'lora_param_count', 'gpt3_175b_shaped']
 
 # %% ../../nbs/03_lora.ipynb #6ffe65ea
 class LoRALinear(nn.Module):
@@ -150,22 +149,7 @@ def lora_config(cfg:LoraRunConfig):
     tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
     return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=tm, task_type="CAUSAL_LM")
 
-def predicted_train_mem_mb(model, tok, rows:list[dict], cfg, method:str="lora", dtype_bytes:float=4) -> float|None:
-    "Training memory (MiB) predicted by `llm_methods.pretrain.compute` for a PEFT `model` (None where that module is missing)."
-    try: from llm_methods.pretrain.compute import predict_train_memory, activation_bytes
-    except ImportError: return None
-    c = model.config
-    trainable, total = count_params(model)
-    seq = min(cfg.max_length, max(len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"]) for r in rows[:256])) if rows and "messages" in rows[0] else cfg.max_length
-    n_unq = 0
-    if method == "qlora":  # embeddings, norms and the head stay in 16/32 bit
-        import bitsandbytes as bnb
-        n_unq = (total - trainable) - sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
-    act = activation_bytes(seq_len=seq, batch=cfg.batch_size, hidden=c.hidden_size, n_layers=c.num_hidden_layers,
-                           n_heads=c.num_attention_heads, vocab=c.vocab_size, checkpointing=bool(cfg.gradient_checkpointing))
-    mem = predict_train_memory(total - trainable, method=method, trainable=trainable, dtype_bytes=dtype_bytes,
-                               n_unquantized=n_unq, activations=act)
-    return round(mem["total"] / 2**20, 1)
+from ..sft import predicted_train_mem_mb  # full, lora or qlora: one memory prediction for every supervised method
 
 def run_lora(cfg:LoraRunConfig) -> Result:
     "LoRA instruction tuning of `cfg.model` (PEFT + TRL); scored, recorded, adapter optionally saved and merged."
