@@ -176,6 +176,27 @@ def test_nan_guard_in_dpo(parts):
         toy_run("dpo", parts, 4, callbacks=[PoisonAt(3)])
 
 
+def test_pretraining_guard_and_resume(parts, tmp_path):
+    "train_causal_lm (00c, the base and `pretrain` stage) has the same guard and resume: NaN stops at its step; stop + resume equals a straight run."
+    from llm_methods.base import CLMConfig, train_causal_lm, tiny_world
+    from llm_methods.reliability import PoisonAt, StopAfter, NonFiniteLossError, latest_checkpoint, trained_state, same_state
+    make_model, tok, _ = parts
+    texts = tiny_world().corpus()[:300]
+    def run(out=None, resume=None, cbs=None, seed=0):
+        m = make_model(seed)
+        cfg = CLMConfig(steps=6, batch_size=8, seq_len=32, lr=3e-3, logging_steps=1, save_steps=2 if out else 0, output_dir=out,
+                        resume=resume, device="cpu", progress=False, seed=seed)
+        return train_causal_lm(m, tok, texts, cfg, callbacks=cbs), m
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        run(str(tmp_path / "nan"), cbs=[PoisonAt(3)])
+    assert latest_checkpoint(tmp_path / "nan").name == "checkpoint-2"
+    (full, m_full) = run()
+    run(str(tmp_path / "r"), cbs=[StopAfter(5)])
+    (res, m_res) = run(str(tmp_path / "r"), resume="latest")
+    assert _losses(res["history"]) == _losses(full["history"]) and len(full["history"]) == 6
+    assert same_state(trained_state(m_res), trained_state(m_full))
+
+
 # --- interrupted save ---------------------------------------------------------------------------------------------
 
 def test_interrupted_save_is_never_latest(parts, tmp_path):
@@ -239,8 +260,12 @@ def test_bad_inputs_in_process(parts, tmp_path):
         sft_train(make_model(), tok, rows, SFTRunConfig(steps=2, max_length=512, device="cpu", progress=False))
     with pytest.raises(ValueError, match="paged optimizer.*needs a CUDA GPU"):
         sft_train(make_model(), tok, rows, SFTRunConfig(steps=2, device="cpu", progress=False), optim="paged_adamw_32bit")
-    with pytest.raises(ValueError, match="row 1 has no 'messages' column"):
-        sft_train(make_model(), tok, [rows[0], {"prompt": "q", "completion": "a"}], SFTRunConfig(steps=2, device="cpu"))
+    for bad, msg in [({"prompt": "q", "completion": "a"}, "row 1 has no 'messages' column"),
+                     ({"messages": "hello"}, "row 1: 'messages' must be list"),
+                     ({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "a"}]}, "row 1, message 0: expected"),
+                     ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}, "row 1: the assistant's answer is empty")]:
+        with pytest.raises(ValueError, match=msg):
+            sft_train(make_model(), tok, [rows[0], bad], SFTRunConfig(steps=2, device="cpu"))
     # safe loading: a checkpoint with only pickled weights is refused unless the caller opts in
     pkl = tmp_path / "pickled"; m = make_model(); m.config.save_pretrained(pkl)
     torch.save(m.state_dict(), pkl / "pytorch_model.bin")
