@@ -41,6 +41,8 @@ class CLMConfig:
     logging_steps: int = 50
     save_steps: int = 0 # 0: no intermediate checkpoints
     output_dir: str|None = None # where Trainer writes checkpoints (default: a temp folder)
+    resume: str|None = None # "latest" (newest complete checkpoint in output_dir; fresh start if none) or a checkpoint folder
+    nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
     device: str|None = None # None: best available
     bf16: bool = False # bf16 autocast (GPUs)
     gradient_checkpointing: bool = False
@@ -52,6 +54,7 @@ class CLMConfig:
             if not isinstance(v, int) or v <= 0: raise ValueError(f"CLMConfig.{k} must be a positive int, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"CLMConfig.lr must be > 0, got {self.lr!r}")
         if not 0 <= self.warmup_ratio < 1: raise ValueError(f"CLMConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.resume is not None and not self.output_dir: raise ValueError(f"CLMConfig.resume needs output_dir, got resume={self.resume!r}")
 
 # %% ../nbs/00c_base.ipynb #a9c6ae5f
 class _BlockDataset(torch.utils.data.Dataset):
@@ -93,6 +96,7 @@ def check_lm_fits(model, tok, seq_len:int):
 def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callbacks:list|None=None) -> dict:
     "Pretrain `model` on `texts` with next-token prediction; returns `{history, train_s, tokens}`."
     from transformers import Trainer, TrainingArguments
+    from llm_methods.reliability import NaNGuard, MarkComplete, resolve_resume
     cfg = cfg or CLMConfig()
     check_lm_fits(model, tok, cfg.seq_len)
     blocks = pack_texts(tok, texts, cfg.seq_len)
@@ -105,12 +109,19 @@ def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callba
         bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing, deepspeed=cfg.deepspeed,
         dataloader_pin_memory=False, disable_tqdm=not cfg.progress, **trainer_device_args(cfg.device))
     hist = _history_callback()
-    trainer = Trainer(model=model, args=args, train_dataset=_BlockDataset(blocks), callbacks=[hist, *(callbacks or [])])
+    guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11)
+    trainer = Trainer(model=model, args=args, train_dataset=_BlockDataset(blocks), callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
     quiet_trainer(trainer, cfg.progress)
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=None)
+    resume = resolve_resume(cfg.resume, cfg.output_dir)
+    try: trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
     train_s = time.perf_counter() - t0
-    if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
+    if resume:  # the records before the checkpoint come from its trainer_state.json
+        done = min((h["step"] for h in hist.logs), default=trainer.state.global_step + 1)
+        hist.logs[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
+                         for r in trainer.state.log_history if "loss" in r and r["step"] < done]
     return {"history": hist.logs, "train_s": train_s, "tokens": cfg.steps * cfg.batch_size * cfg.seq_len * args.world_size}
 
 # %% ../nbs/00c_base.ipynb #0894c6b6
