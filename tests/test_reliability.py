@@ -260,6 +260,11 @@ def test_bad_inputs_in_process(parts, tmp_path):
         sft_train(make_model(), tok, rows, SFTRunConfig(steps=2, max_length=512, device="cpu", progress=False))
     with pytest.raises(ValueError, match="paged optimizer.*needs a CUDA GPU"):
         sft_train(make_model(), tok, rows, SFTRunConfig(steps=2, device="cpu", progress=False), optim="paged_adamw_32bit")
+    with pytest.raises(ValueError, match="fp16=True .* needs a GPU"):
+        sft_train(make_model(), tok, rows, SFTRunConfig(steps=2, device="cpu", progress=False), fp16=True)
+    m = make_model(); m.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="attn_implementation='flash_attention_2', which needs a CUDA GPU"):
+        sft_train(m, tok, rows, SFTRunConfig(steps=2, device="cpu", progress=False))
     for bad, msg in [({"prompt": "q", "completion": "a"}, "row 1 has no 'messages' column"),
                      ({"messages": "hello"}, "row 1: 'messages' must be list"),
                      ({"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "a"}]}, "row 1, message 0: expected"),
