@@ -2,6 +2,8 @@
 import subprocess, sys, os, venv, pathlib, pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# the venv must import the wheel's copy: no PYTHONPATH pointing at a source tree
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):
@@ -13,13 +15,15 @@ def wheel_env(tmp_path_factory):
     # the dependencies (torch, transformers, ...) come from this interpreter's site-packages: the test is about the wheel
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(tmp / "venv")
     py = tmp / "venv" / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(whl)], capture_output=True, text=True, timeout=600)
+    # --ignore-installed: an editable install of the source tree (as CI makes) must not satisfy the requirement
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(whl)], capture_output=True, text=True,
+                       timeout=600, env=ENV)
     assert r.returncode == 0, r.stderr
     return tmp / "venv" / "bin"
 
 def test_wheel_installs_package_and_data(wheel_env):
     code = "import llm_methods, pathlib; print(pathlib.Path(llm_methods.__file__).parent)"
-    r = subprocess.run([str(wheel_env / "python"), "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    r = subprocess.run([str(wheel_env / "python"), "-c", code], capture_output=True, text=True, cwd="/", timeout=120, env=ENV)
     assert r.returncode == 0, r.stderr
     pkg = pathlib.Path(r.stdout.strip())
     assert "site-packages" in str(pkg), pkg  # not the source tree
@@ -28,14 +32,14 @@ def test_wheel_installs_package_and_data(wheel_env):
 def test_wheel_console_script(wheel_env):
     exe = wheel_env / "llm_methods"
     assert exe.exists()
-    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, cwd="/", timeout=120)
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, cwd="/", timeout=120, env=ENV)
     assert r.returncode == 0 and "sft" in r.stdout, r.stderr
-    r = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, cwd="/", timeout=120)
+    r = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, cwd="/", timeout=120, env=ENV)
     assert r.returncode == 0 and "--config" in r.stdout, r.stderr
 
 def test_wheel_runs_the_main_job(wheel_env, tmp_path):
     "The installed command runs the main job's first stages from the wheel alone: the shipped tiny base (no training) and the k-shot curve."
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu", "LLM_METHODS_HOME": str(tmp_path / "home")}  # an empty cache
+    env = {**ENV, "HF_HUB_OFFLINE": "1", "DS_ACCELERATOR": "cpu", "LLM_METHODS_HOME": str(tmp_path / "home")}  # an empty cache
     out = tmp_path / "run"
     r = subprocess.run([str(wheel_env / "llm_methods"), "run", "--stages", "base,icl", "--icl-shots", "0,4", "--out", str(out)],
                        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=900)

@@ -192,7 +192,6 @@ def lora_param_count(model:nn.Module, targets=("q_proj", "v_proj"), # module-nam
 def gpt3_175b_shaped(layers:int=96, d_model:int=12288, vocab:int=50257, ctx:int=2048):
     "A model with GPT-3 175B's shapes (Brown et al. 2020, Table 2.1) on the `meta` device: shapes only, no memory."
     from transformers import OPTConfig, OPTForCausalLM
-    from accelerate import init_empty_weights
     cfg = OPTConfig(hidden_size=d_model, num_hidden_layers=layers, ffn_dim=4 * d_model, num_attention_heads=96,
                     vocab_size=vocab, max_position_embeddings=ctx, word_embed_proj_dim=d_model)
-    with init_empty_weights(): return OPTForCausalLM(cfg)
+    with torch.device("meta"): return OPTForCausalLM(cfg)  # every tensor on meta (init_empty_weights still allocates buffers)
