@@ -12,8 +12,9 @@ from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_param
 from .data import TinyWorld, WorldConfig, train_tokenizer
 
 # %% auto #0
-__all__ = ['pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits', 'train_causal_lm', 'BaseConfig',
-           'build_base', 'shipped_base', 'tiny_base', 'base_info', 'tiny_world', 'plot_loss']
+__all__ = ['pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits', 'train_resumable',
+           'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base', 'base_info', 'tiny_world',
+           'plot_loss']
 
 # %% ../nbs/00c_base.ipynb #b991d443
 def pack_texts(tok, texts:list[str], seq_len:int) -> torch.Tensor:
@@ -93,6 +94,22 @@ def check_lm_fits(model, tok, seq_len:int):
     if mp is not None and seq_len > mp:
         raise ValueError(f"seq_len={seq_len} is longer than the model's max_position_embeddings={mp}")
 
+def train_resumable(trainer, hist, # a Trainer and its history callback (`_history_callback`)
+                    resume:str|None, # checkpoint folder to resume from (see `reliability.resolve_resume`), or None
+                    out:str, keep:bool=True, # the run's output folder; removed afterwards unless `keep`
+                   ) -> float:
+    "`trainer.train()`, resumed from `resume` if given; after a resume the checkpoint's earlier loss records lead `hist.logs`. Returns seconds."
+    t0 = time.perf_counter()
+    try: trainer.train(resume_from_checkpoint=resume)
+    finally:
+        if not keep: shutil.rmtree(out, ignore_errors=True)
+    train_s = time.perf_counter() - t0
+    if resume:  # the records before the checkpoint come from its trainer_state.json
+        done = min((h["step"] for h in hist.logs), default=trainer.state.global_step + 1)
+        hist.logs[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
+                         for r in trainer.state.log_history if "loss" in r and r["step"] < done]
+    return train_s
+
 def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callbacks:list|None=None) -> dict:
     "Pretrain `model` on `texts` with next-token prediction; returns `{history, train_s, tokens}`."
     from transformers import Trainer, TrainingArguments
@@ -112,16 +129,7 @@ def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callba
     guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11)
     trainer = Trainer(model=model, args=args, train_dataset=_BlockDataset(blocks), callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
     quiet_trainer(trainer, cfg.progress)
-    t0 = time.perf_counter()
-    resume = resolve_resume(cfg.resume, cfg.output_dir)
-    try: trainer.train(resume_from_checkpoint=resume)
-    finally:
-        if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
-    train_s = time.perf_counter() - t0
-    if resume:  # the records before the checkpoint come from its trainer_state.json
-        done = min((h["step"] for h in hist.logs), default=trainer.state.global_step + 1)
-        hist.logs[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
-                         for r in trainer.state.log_history if "loss" in r and r["step"] < done]
+    train_s = train_resumable(trainer, hist, resolve_resume(cfg.resume, cfg.output_dir), out, keep=cfg.output_dir is not None)
     return {"history": hist.logs, "train_s": train_s, "tokens": cfg.steps * cfg.batch_size * cfg.seq_len * args.world_size}
 
 # %% ../nbs/00c_base.ipynb #0894c6b6

@@ -11,7 +11,7 @@ import torch
 from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport
-from .base import tiny_base, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer
+from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer
 
 # %% auto #0
 __all__ = ['to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'sft_train', 'load_model_and_tokenizer', 'training_rows',
@@ -143,15 +143,7 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          peft_config=peft_config, callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
     quiet_trainer(trainer, cfg.progress)
-    t0 = time.perf_counter()
-    try: trainer.train(resume_from_checkpoint=resume)
-    finally:
-        if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
-    train_s = time.perf_counter() - t0
-    if resume:  # the records before the checkpoint come from its trainer_state.json
-        done = min((h["step"] for h in hist.logs), default=trainer.state.global_step + 1)
-        hist.logs[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
-                         for r in trainer.state.log_history if "loss" in r and r["step"] < done]
+    train_s = train_resumable(trainer, hist, resume, out, keep=cfg.output_dir is not None)
     return {"model": trainer.model, "history": hist.logs, "train_s": train_s, "trainer": trainer}
 
 # %% ../nbs/02_sft.ipynb #40c0a48e
