@@ -55,7 +55,7 @@ class PipelineConfig:
     fresh: bool = False # ignore finished stages and run everything again
     overrides: dict = field(default_factory=dict) # {stage: {field: value}}
     keep_going: bool = False # on a failing stage, record the error and continue
-    profile: str = "quick" # "quick": shortened training for the tiny default (about 10 min on 2 CPU cores); "full": every stage's defaults
+    profile: str = "quick" # "quick": shorter LoRA-family, reward and RL runs on the tiny default; "full": every stage's defaults
     deepspeed: str|None = None # a DeepSpeed config (shipped name or JSON path) for every stage that trains with 🤗 Trainer
     icl_shots: str = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point)
     def __post_init__(self):
@@ -162,7 +162,7 @@ def write_tables(results:list[Result], out:Path):
 # %% ../nbs/08_compare.ipynb #07cec9d5
 def plot_run(out:str|Path, save:bool=True):
     "The run's figure: score vs trainable parameters, training-loss curves, the k-shot curve, PPO's reward and KL."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     out = Path(out)
     rows = json.loads((out / "results.json").read_text())
     hist = {}
