@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'llama_config', 'param_counts', 'flops_per_token', 'mfu',
+__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'llama_config', 'param_counts', 'flops_per_token', 'mfu',
            'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss', 'compile_for_training', 'BenchConfig',
-           'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench', 'probe_attention', 'main', 'load_bench',
-           'bench_table', 'plot_bench']
+           'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench', 'probe_attention', 'build_llama_4bit',
+           'checkpoint_layers', 'run_qlora_bench', 'run_ppo_bench', 'main', 'load_bench', 'bench_table', 'plot_bench']
 
 # %% ../nbs/10_bench.ipynb #5d65b971
 SHAPES = {  # Llama shapes used by the benchmarks (untied embeddings, like TinyLlama and Llama-1)
@@ -393,11 +393,223 @@ def probe_attention(shape:str="1b", seq:int=2048, batch:int=8, reps:int=20,
             for r in rows: f.write(json.dumps(r) + "\n")
     return rows
 
+# %% ../nbs/10_bench.ipynb #7ca13e47
+LORA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+def build_llama_4bit(cfg, # a `LlamaConfig` (see `llama_config`)
+                     device:str="cuda", quant_type:str="nf4", double_quant:bool=True,
+                     compute_dtype:torch.dtype=torch.bfloat16, # dtype of the dequantized matmuls, embeddings, norms and head
+                     seed:int=0, progress:bool=False):
+    "A random-init Llama built layer by layer straight into bitsandbytes 4-bit: at most one decoder layer is ever in 32-bit."
+    import bitsandbytes as bnb
+    from torch import nn
+    from transformers import LlamaForCausalLM
+    from transformers.models.llama import modeling_llama as ml
+    dev = torch.device(device); torch.manual_seed(seed)
+    d, V = cfg.hidden_size, cfg.vocab_size
+    with torch.device("meta"): model = LlamaForCausalLM(cfg)      # the skeleton: no memory anywhere
+    inner = model.model
+    with torch.device(dev):
+        inner.embed_tokens = nn.Embedding(V, d, dtype=compute_dtype); nn.init.normal_(inner.embed_tokens.weight, std=0.02)
+        model.lm_head = nn.Linear(d, V, bias=False, dtype=compute_dtype); nn.init.normal_(model.lm_head.weight, std=0.02)
+        inner.norm = ml.LlamaRMSNorm(d, eps=cfg.rms_norm_eps).to(compute_dtype)
+        inner.rotary_emb = ml.LlamaRotaryEmbedding(config=cfg)
+    it = range(cfg.num_hidden_layers)
+    if progress:
+        from tqdm.auto import tqdm; it = tqdm(it, desc="layers -> 4-bit")
+    for i in it:
+        with torch.device(dev): layer = ml.LlamaDecoderLayer(cfg, i)   # fp32, nn.Linear's default init
+        for parent in list(layer.modules()):
+            for name, lin in list(parent.named_children()):
+                if type(lin) is not nn.Linear: continue
+                q = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=lin.bias is not None, compute_dtype=compute_dtype,
+                                      compress_statistics=double_quant, quant_type=quant_type, device="meta")
+                q.weight = bnb.nn.Params4bit(lin.weight.data.to(compute_dtype), requires_grad=False, quant_type=quant_type,
+                                             compress_statistics=double_quant, module=q)._quantize(dev)
+                if lin.bias is not None: q.bias = nn.Parameter(lin.bias.data.to(compute_dtype), requires_grad=False)
+                setattr(parent, name, q)
+        layer.to(compute_dtype)                                      # the norms; 4-bit weights keep their storage
+        inner.layers[i] = layer
+        del layer
+    for p in model.parameters(): p.requires_grad_(False)
+    model.is_loaded_in_4bit = True
+    return model
+
+# %% ../nbs/10_bench.ipynb #72394024
+class _LayerCheckpoint(torch.autograd.Function):
+    "Run a decoder layer without keeping its activations; keep its input (on the GPU, or in pinned host memory) and redo it in backward."
+    @staticmethod
+    def forward(ctx, fn, offload:bool, hidden, *params):
+        ctx.fn, ctx.dev, ctx.offload = fn, hidden.device, offload
+        ctx.autocast = (torch.is_autocast_enabled(hidden.device.type), torch.get_autocast_dtype(hidden.device.type))
+        ctx.input_grad = hidden.requires_grad
+        if offload and hidden.device.type == "cuda":
+            ctx.saved = torch.empty(hidden.shape, dtype=hidden.dtype, pin_memory=True)
+            ctx.saved.copy_(hidden.detach(), non_blocking=True)
+        else: ctx.saved = hidden.detach()
+        ctx.save_for_backward(*params)
+        with torch.no_grad(): return fn(hidden)
+    @staticmethod
+    def backward(ctx, grad_out):
+        params = ctx.saved_tensors
+        x = ctx.saved.to(ctx.dev, non_blocking=True).requires_grad_(ctx.input_grad)
+        ctx.saved = None
+        with torch.enable_grad(), torch.autocast(ctx.dev.type, dtype=ctx.autocast[1], enabled=ctx.autocast[0]):
+            out = ctx.fn(x)
+        wrt = ([x] if ctx.input_grad else []) + list(params)
+        grads = list(torch.autograd.grad(out, wrt, grad_out, allow_unused=True))
+        gx = grads.pop(0) if ctx.input_grad else None
+        return (None, None, gx, *grads)
+
+def checkpoint_layers(model, # a 🤗 causal LM (or a PEFT model of one) with `.model.layers`-style decoder layers
+                      offload:bool=False, # keep each layer's input in pinned host memory instead of on the GPU
+                     ):
+    "Activation checkpointing per decoder layer (recompute in backward), optionally with the kept inputs offloaded to the host."
+    for layer in base_causal_lm(model).get_decoder().layers:
+        fwd = getattr(layer, "_llm_methods_forward", None) or layer.forward
+        layer._llm_methods_forward = fwd
+        params = [p for p in layer.parameters() if p.requires_grad]
+        def wrapped(hidden_states, *args, _fwd=fwd, _params=params, **kwargs):
+            if not torch.is_grad_enabled(): return _fwd(hidden_states, *args, **kwargs)
+            return _LayerCheckpoint.apply(lambda h: _fwd(h, *args, **kwargs), offload, hidden_states, *_params)
+        layer.forward = wrapped
+    return model
+
+# %% ../nbs/10_bench.ipynb #456a9b77
+def run_qlora_bench(shape:str="65b", # a key of SHAPES
+                    seqs=(2048, 16384, 32768), # context lengths to try, in order, batch 1 each
+                    offload=(False, False, True), # per seq: offload the checkpointed layer inputs to pinned host memory
+                    steps:int=2, warmup:int=1, # timed and untimed optimizer steps per seq
+                    lora_r:int=16, lora_alpha:int=32,
+                    optim:str="paged_adamw8bit", # "paged_adamw" (32-bit states) or "paged_adamw8bit" (bitsandbytes)
+                    mem_cap_gib:float|None=80.0, # cap PyTorch's allocator (an 80 GB card on a bigger one); None = the whole card
+                    deadline_s:float|None=None, # skip a seq when less than this many seconds are left since the start
+                    device:str|None=None, out:str|None=None, progress:bool=False) -> list[dict]:
+    "QLoRA training steps of a big random Llama on ONE GPU: NF4 + double quantization, LoRA on all linear layers, our layer checkpointing, fused loss, paged AdamW."
+    import bitsandbytes as bnb
+    from peft import LoraConfig, get_peft_model
+    from llm_methods.pretrain.compute import predict_memory_for
+    from llm_methods.lora.qlora import quantized_nbytes
+    t_start = time.perf_counter()
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
+    if len(offload) != len(seqs): raise ValueError(f"offload needs one flag per seq: {len(offload)} flags for {len(seqs)} seqs")
+    opts = dict(paged_adamw=bnb.optim.PagedAdamW, paged_adamw8bit=bnb.optim.PagedAdamW8bit, adamw=torch.optim.AdamW)
+    if optim not in opts: raise ValueError(f"optim must be one of {list(opts)}, got {optim!r}")
+    cuda = dev.type == "cuda"
+    if cuda and mem_cap_gib:
+        total = torch.cuda.get_device_properties(dev).total_memory
+        if mem_cap_gib * 2**30 < total: torch.cuda.set_per_process_memory_fraction(mem_cap_gib * 2**30 / total, dev)
+    mcfg = llama_config(shape, max_len=max(seqs))
+    _free(dev); t0 = time.perf_counter()
+    model = build_llama_4bit(mcfg, dev, compute_dtype=torch.bfloat16 if cuda else torch.float32, progress=progress)
+    _sync(dev); build_s = time.perf_counter() - t0; build_peak = _peak(dev) / 2**30
+    qbytes = quantized_nbytes(model)
+    model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=list(LORA_ALL_LINEAR),
+                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = opts[optim](params, lr=1e-4)
+    trainable = sum(p.numel() for p in params)
+    common = dict(which="qlora", shape=shape, batch=1, lora_r=lora_r, optim=optim, mem_cap_gib=mem_cap_gib,
+                  build_s=build_s, build_peak_gib=build_peak, quantized=qbytes, trainable_params=trainable,
+                  device=torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu", **_versions())
+    rows = []
+    for seq, off in zip(seqs, offload):
+        row = dict(common, seq=seq, offload=bool(off), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        left = None if deadline_s is None else deadline_s - (time.perf_counter() - t_start)
+        pred = predict_memory_for(model, batch_size=1, seq_len=seq, checkpointing=True, optim_bytes=2 if "8bit" in optim else 8)
+        row["predicted_gib"] = pred["total"] / 2**30
+        if left is not None and left < 0:
+            row["skipped"] = "out of time"; rows.append(row); continue
+        checkpoint_layers(model, offload=off)
+        g = torch.Generator().manual_seed(seq)
+        x = torch.randint(mcfg.vocab_size, (1, seq), generator=g).to(dev)
+        _free(dev); times, losses = [], []
+        try:
+            for i in range(warmup + steps):
+                t = time.perf_counter()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+                    loss = fast_causal_lm_loss(model, x)
+                loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+                _sync(dev); times.append(time.perf_counter() - t); losses.append(loss.item())
+            ok = True
+        except torch.OutOfMemoryError as e:
+            ok = False; row["oom"] = str(e).splitlines()[0][:200]
+        if ok:
+            s = sum(times[warmup:]) / max(len(times) - warmup, 1)
+            row.update(oom=None, step_s=s, tokens_per_s=seq / s, first_step_s=times[0], losses=losses)
+        opt.zero_grad(set_to_none=True); loss = None
+        row.update(peak_gib=_peak(dev) / 2**30,
+                   peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else 0.0)
+        _free(dev)
+        if cuda: torch.cuda.reset_peak_memory_stats(dev)
+        rows.append(row)
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "a") as f: f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if k not in ("quantized",)}), flush=True)
+    return rows
+
+# %% ../nbs/10_bench.ipynb #ca9f2735
+def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SHAPES; the vocabulary is the tiny tokenizer's
+                  batch_size:int=64, minibatch_size:int=16, ppo_epochs:int=4, max_new_tokens:int=128,
+                  steps:int=2, warmup:int=1, # timed and untimed PPO iterations
+                  lora_r:int=0, # 0: full fine-tuning with a frozen reference copy; > 0: LoRA, reference = adapters off
+                  device:str|None=None, out:str|None=None) -> dict:
+    "Throughput of our PPO (`rlhf.ppo.PPOTrainer`) on one GPU: a rollout + update iteration split into generation, scoring and training."
+    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
+    from llm_methods.base import tiny_base
+    from llm_methods.rlhf.ppo import PPOTrainer, PPOConfig
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")); cuda = dev.type == "cuda"
+    _, tok = tiny_base()
+    mcfg = llama_config(shape, max_len=1024, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    with torch.device(dev):
+        policy = LlamaForCausalLM(mcfg)
+        rcfg = llama_config(shape, max_len=1024, vocab_size=len(tok), pad_token_id=tok.pad_token_id, num_labels=1)
+        rm = LlamaForSequenceClassification(rcfg).to(torch.bfloat16 if cuda else torch.float32)
+    pcfg = PPOConfig(batch_size=batch_size, minibatch_size=minibatch_size, ppo_epochs=ppo_epochs, max_new_tokens=max_new_tokens,
+                     steps=warmup + steps, ptx_coef=0.0, normalize_score=False, lora_r=lora_r, device=str(dev),
+                     record=False, progress=False)
+    tr = PPOTrainer(policy, tok, reward_model=rm, reward_tok=tok, cfg=pcfg)
+    clock = {"generate": 0.0, "learn": 0.0}
+    def timed(name, fn):
+        def f(*a, **k):
+            _sync(dev); t = time.perf_counter(); r = fn(*a, **k); _sync(dev); clock[name] += time.perf_counter() - t; return r
+        return f
+    tr.generate, tr.learn = timed("generate", tr.generate), timed("learn", tr.learn)
+    recs, tot = [], []
+    _free(dev)
+    for i in range(warmup + steps):
+        if i == warmup: clock.update(generate=0.0, learn=0.0)
+        _sync(dev); t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda): recs.append(tr.step())
+        _sync(dev); tot.append(time.perf_counter() - t)
+    step_s = sum(tot[warmup:]) / steps
+    gen_s, learn_s = clock["generate"] / steps, clock["learn"] / steps
+    reply = sum(r["reply_len"] for r in recs[warmup:]) / steps
+    res = dict(which="ppo", shape=shape, policy_params=sum(p.numel() for p in policy.parameters()), lora_r=lora_r,
+               batch_size=batch_size, minibatch_size=minibatch_size, ppo_epochs=ppo_epochs, max_new_tokens=max_new_tokens,
+               mean_reply_tokens=reply, step_s=step_s, generate_s=gen_s, learn_s=learn_s, score_ref_s=step_s - gen_s - learn_s,
+               generate_share=gen_s / step_s, gen_tokens_per_s=batch_size * reply / gen_s,
+               peak_mem_gib=_peak(dev) / 2**30,
+               device=torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu",
+               date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **_versions())
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as f: f.write(json.dumps(res) + "\n")
+    print(json.dumps(res), flush=True)
+    return res
+
 # %% ../nbs/10_bench.ipynb #fb14d5a2
 def main(argv:list[str]|None=None):
-    "Command-line entry: `python -m llm_methods.bench {pretrain,lora,attn} [--option value ...]`."
+    "Command-line entry: `python -m llm_methods.bench {pretrain,lora,attn,qlora,ppo} [--option value ...]`."
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("qlora", "ppo"): return _main_fn(argv)
     ap = argparse.ArgumentParser(prog="python -m llm_methods.bench", description="llm_methods GPU benchmarks")
-    ap.add_argument("which", choices=["pretrain", "lora", "attn"])
+    ap.add_argument("which", choices=["pretrain", "lora", "attn", "qlora", "ppo"])
     for f in dataclasses.fields(BenchConfig):
         if f.name == "which": continue
         tp = {"int": int, "float": float, "str": str, "bool": lambda s: s.lower() in ("1", "true", "yes")
@@ -408,9 +620,23 @@ def main(argv:list[str]|None=None):
         rows = probe_attention(a["shape"], a["seq"], a["batch"] or 8, out=a["out"])
         for r in rows: print(json.dumps(r))
         return rows
-    res = run_bench(BenchConfig(**a), command="python -m llm_methods.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+    res = run_bench(BenchConfig(**a), command="python -m llm_methods.bench " + " ".join(argv))
     print(json.dumps({k: v for k, v in res.items() if k != "config"}))
     return res
+
+def _main_fn(argv:list[str]):
+    "`qlora` and `ppo`: every keyword of `run_qlora_bench` / `run_ppo_bench` is a flag (tuples as comma lists)."
+    import inspect
+    fn = run_qlora_bench if argv[0] == "qlora" else run_ppo_bench
+    ap = argparse.ArgumentParser(prog=f"python -m llm_methods.bench {argv[0]}", description=fn.__doc__)
+    conv = {"int": int, "float": float, "str": str}
+    for name, prm in inspect.signature(fn).parameters.items():
+        d = prm.default
+        if isinstance(d, tuple): tp = lambda s, t=type(d[0]): tuple((x.lower() in ("1", "true", "yes")) if t is bool else t(x) for x in s.split(","))
+        elif isinstance(d, bool): tp = lambda s: s.lower() in ("1", "true", "yes")
+        else: tp = lambda s, a=str(prm.annotation): None if s.lower() == "none" else next((v for k, v in conv.items() if a.startswith(k)), str)(s)
+        ap.add_argument(f"--{name.replace('_', '-')}", type=tp, default=d)
+    return fn(**vars(ap.parse_args(argv[1:])))
 
 if __name__ == "__main__" and "IPython" not in sys.modules: main()
 

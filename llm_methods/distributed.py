@@ -613,6 +613,17 @@ class RandomSFTConfig:
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"RandomSFTConfig.{k} must be a positive int, got {v!r}")
 
+def _steady_clock(dev, warm:int):
+    "A Trainer callback timing the optimizer steps after the first `warm` (start-up, allocator and kernel warm-up excluded)."
+    from transformers import TrainerCallback
+    class Clock(TrainerCallback):
+        steps, seconds, t0 = 0, 0.0, None
+        def on_step_end(self, args, state, control, **kw):
+            if dev.type == "cuda": torch.cuda.synchronize()
+            if state.global_step == warm: self.t0 = time.perf_counter()
+            elif self.t0 is not None: self.steps, self.seconds = state.global_step - warm, time.perf_counter() - self.t0
+    return Clock()
+
 def run_random_sft(cfg:RandomSFTConfig):
     "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
     from transformers import LlamaConfig, AutoModelForCausalLM
@@ -642,8 +653,8 @@ def run_random_sft(cfg:RandomSFTConfig):
     with Meter() as m:
         model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
         n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-        hist = _history_callback()
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[hist])
+        hist, clock = _history_callback(), _steady_clock(dev, warm=min(5, cfg.steps // 4))
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[hist, clock])
         t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     tokens = max([h.get("num_tokens", 0) for h in trainer.state.log_history] or [0])
@@ -651,6 +662,7 @@ def run_random_sft(cfg:RandomSFTConfig):
     res = make_result(cfg.method, EvalReport(score=0.0, per_task={}, n=0), None, m, trainable_params=n_params, total_params=n_params,
                       extra=dict(shape=cfg.shape, world_size=args.world_size, deepspeed=cfg.deepspeed, steps=cfg.steps,
                                  tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
+                                 steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
                                  flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
                                  final_loss=hist.logs[-1]["loss"] if hist.logs else None,
                                  cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))

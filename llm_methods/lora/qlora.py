@@ -177,6 +177,7 @@ def optimizer_memory(optim:str="adamw", # adamw, adamw8bit, paged_adamw, paged_a
     import gc, bitsandbytes as bnb
     from llm_methods.core import tiny_llama
     dev = get_device(device)
+    if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
     if dev.type != "cuda": raise ValueError("optimizer_memory measures GPU memory: pass device='cuda' on a machine with a GPU")
     opts = {"adamw": lambda p: torch.optim.AdamW(p, lr=1e-4), "adamw8bit": lambda p: bnb.optim.AdamW8bit(p, lr=1e-4),
             "paged_adamw": lambda p: bnb.optim.PagedAdamW(p, lr=1e-4), "paged_adamw8bit": lambda p: bnb.optim.PagedAdamW8bit(p, lr=1e-4)}
