@@ -235,11 +235,11 @@ LAUNCH_STAGES = {
     "reward": ("llm_methods.rlhf.reward", "RewardRunConfig", "run_reward"),
     "dpo": ("llm_methods.rlhf.dpo", "DPORunConfig", "run_dpo"),
     "grpo": ("llm_methods.rlhf.grpo", "GRPORunConfig", "run_grpo"),
+    "ppo": ("llm_methods.rlhf.ppo", "PPOConfig", "run_ppo"),
     "random-sft": ("llm_methods.distributed", "RandomSFTConfig", "run_random_sft"),
 }
 TRAINER_STAGES = ("reward", "dpo", "grpo")  # HF Trainer subclasses without a `deepspeed` field: DeepSpeed via accelerate's env
-NOT_LAUNCHABLE = {"ppo": "our PPO (06b) is a from-scratch loop without torch.distributed: N processes would train N separate policies",
-                  "run": "the pipeline runs stages one after another in one process; launch each stage instead",
+NOT_LAUNCHABLE = {"run": "the pipeline runs stages one after another in one process; launch each stage instead",
                   "base": "the tiny base is built once and cached; launch `pretrain` for a distributed pretraining run"}
 
 def stage_spec(stage:str) -> tuple:
@@ -295,8 +295,9 @@ def _stage_settings(c, device:str) -> dict:
     "Batch size, accumulation and precision of a stage config, as Trainer will see them."
     bf16 = getattr(c, "bf16", False)
     if bf16 is None: bf16 = device == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return dict(batch_size=getattr(c, "batch_size", 1), grad_accum=getattr(c, "gradient_accumulation_steps", 1) or 1,
-                bf16=bool(bf16), fp16=bool(getattr(c, "fp16", False)), grad_clip=getattr(c, "grad_clip", 1.0))  # Trainer's default max_grad_norm
+    micro = getattr(c, "minibatch_size", None) or getattr(c, "batch_size", 1)  # PPO: one optimizer step per minibatch
+    return dict(batch_size=micro, grad_accum=getattr(c, "gradient_accumulation_steps", 1) or 1, bf16=bool(bf16),
+                fp16=bool(getattr(c, "fp16", False)), grad_clip=getattr(c, "grad_clip", getattr(c, "max_grad_norm", 1.0)))  # Trainer's default max_grad_norm
 
 def resolve_launch(cfg:LaunchConfig) -> dict:
     "Resolve and check a launch without side effects: stage config, DeepSpeed config, hosts, world size (ValueError on any mistake)."
@@ -323,6 +324,9 @@ def resolve_launch(cfg:LaunchConfig) -> dict:
     ds = None
     if cfg.deepspeed is not None:
         ds = set_ds_values(load_ds_config(cfg.deepspeed), ds_over)
+        if cfg.stage == "ppo" and (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
+            raise ValueError("PPO under ZeRO-3: every rollout samples token by token, so each rank needs whole weights; "
+                             "use --deepspeed zero1 or zero2, or plain DDP (no --deepspeed)")
         check_ds_config(ds, world_size=world, device=cfg.device, **_stage_settings(stage_cfg, cfg.device))
     return dict(module=mod, config_cls=cls, fn=fn, route=route, stage_cfg=stage_cfg, ds=ds, hosts=hosts, world=world, tag=tag)
 
@@ -415,6 +419,12 @@ def _warm_caches(spec:dict):
     "Build the cached tiny model a stage starts from in this one process, before N processes (and their Trainers) race for it."
     c = spec["config"]
     if c.get("model", "given") is not None: return
+    if spec["stage"] == "ppo":
+        from llm_methods.rlhf.common import sft_path
+        from llm_methods.rlhf.reward import tiny_reward, RewardRunConfig
+        if c.get("policy") is None: sft_path()
+        if c.get("reward_model") is None: tiny_reward(RewardRunConfig(steps=c["reward_steps"]) if c.get("reward_steps") else None)
+        return
     if spec["stage"] in TRAINER_STAGES:
         from llm_methods.rlhf.common import sft_path
         sft_path()
@@ -528,6 +538,7 @@ QUICK = {  # the shortest run of each stage that still logs a loss
     "reward": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, record=False, progress=False),
     "dpo": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
     "grpo": dict(steps=2, batch_size=4, num_generations=2, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
+    "ppo": dict(steps=2, batch_size=8, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, eval_n_per_task=1, record=False, progress=False),
 }
 
 def _error_line(log:str) -> str:
@@ -555,9 +566,11 @@ def compat_cell(stage:str, engine:str, root:str|Path|None=None, rerun:bool=False
     except ValueError as err: return dict(status="n/a", text=f"refused: {err}")
     out, wall = read_run(d), round(time.time() - t0, 1)
     if rc == 0 and out["result"]:
-        h = [x["loss"] for x in out["result"]["extra"].get("history") or [] if "loss" in x] or \
-            [x["loss"] for r in out["ranks"][:1] for x in r["log"] if "loss" in x]
-        res = dict(status="ok", text=f"loss {h[0]:.2f}→{h[-1]:.2f}" if h else "ran", wall_s=wall,
+        hist = out["result"]["extra"].get("history") or []
+        h = [x["loss"] for x in hist if "loss" in x] or [x["loss"] for r in out["ranks"][:1] for x in r["log"] if "loss" in x]
+        s = [x["score"] for x in hist if "score" in x]  # PPO logs the reward-model score, not a loss
+        text = f"loss {h[0]:.2f}→{h[-1]:.2f}" if h else f"score {s[0]:.2f}→{s[-1]:.2f}" if s else "ran"
+        res = dict(status="ok", text=text, wall_s=wall,
                    state=[{k: r[k] for k in ("weights", "master", "optimizer", "optimizer_class")} for r in out["ranks"]])
     else: res = dict(status="fail", text=_error_line((d / "launch.log").read_text(errors="replace")), wall_s=wall, rc=rc)
     _write_atomic(cell, json.dumps(res))

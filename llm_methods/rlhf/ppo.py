@@ -20,7 +20,7 @@ from .reward import tiny_reward, reward_model, reward_scores, RewardRunConfig
 # %% auto #0
 __all__ = ['kl_estimate', 'gae', 'masked_mean', 'masked_whiten', 'ppo_policy_loss', 'ppo_value_loss', 'FixedKLController',
            'AdaptiveKLController', 'PolicyWithValue', 'logprobs_from_logits', 'entropy_from_logits', 'PPOConfig',
-           'PPOTrainer', 'reply_mask', 'run_ppo', 'plot_ppo']
+           'ppo_accelerator', 'PPOTrainer', 'reply_mask', 'run_ppo', 'plot_ppo']
 
 # %% ../../nbs/06b_ppo.ipynb #c57b4cd4
 def kl_estimate(logp:torch.Tensor, # log pi_theta(a) of the sampled tokens
@@ -116,6 +116,7 @@ class PolicyWithValue(nn.Module):
     def __init__(self, lm:nn.Module, detach_value:bool=False):
         super().__init__()
         self.lm, self.detach_value = lm, detach_value
+        self.config = lm.config  # what accelerate reads to fill DeepSpeed's "auto" bucket sizes
         hidden = lm.config.get_text_config().hidden_size
         self.v_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.v_head.weight); nn.init.zeros_(self.v_head.bias)  # V = 0 at the start
@@ -185,6 +186,7 @@ class PPOConfig:
     save_dir: str|None = None
     resume_from: str|None = None # a checkpoint folder written by PPOTrainer.save, or "latest" (newest complete one in save_dir; fresh start if none)
     output_dir: str|None = None # save the final policy here (HF format; LoRA merged)
+    deepspeed: str|dict|None = None # DeepSpeed config (zero1, zero2, a JSON path or dict) through accelerate; set by `llm_methods launch ppo --deepspeed`
     method: str = "ppo"
     record: bool = True
     progress: bool = True
@@ -200,12 +202,48 @@ class PPOConfig:
         if self.kl_coef < 0: raise ValueError(f"PPOConfig.kl_coef must be >= 0, got {self.kl_coef}")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1): raise ValueError(f"PPOConfig.gamma and lam must be in [0, 1], got {self.gamma}, {self.lam}")
         if self.min_new_tokens > self.max_new_tokens: raise ValueError(f"PPOConfig.min_new_tokens ({self.min_new_tokens}) > max_new_tokens ({self.max_new_tokens})")
+        if self.deepspeed is not None and self.save_every:
+            raise ValueError("PPOConfig.save_every with deepspeed: resumable PPO checkpoints are written for one process or DDP only "
+                             "(ZeRO partitions the optimizer state across ranks); launch without --deepspeed to checkpoint")
         if self.lora_r < 0: raise ValueError(f"PPOConfig.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
         if self.save_every and not self.save_dir: raise ValueError("PPOConfig.save_every needs save_dir")
         if self.resume_from == "latest" and not self.save_dir: raise ValueError("PPOConfig.resume_from='latest' needs save_dir")
     @property
     def on_policy_sampling(self) -> bool:
         return self.temperature == 1.0 and self.top_k == 0 and self.top_p == 1.0 and self.min_new_tokens == 0
+
+def ppo_accelerator(cfg:PPOConfig, device:torch.device):
+    "An `accelerate.Accelerator` when this process is one of several (a launched run) or DeepSpeed is asked for; None otherwise."
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1 and cfg.deepspeed is None: return None
+    from accelerate import Accelerator
+    plugin = None
+    if cfg.deepspeed is not None:
+        from accelerate.utils import DeepSpeedPlugin
+        from llm_methods.distributed import load_ds_config, set_ds_values
+        ds = load_ds_config(cfg.deepspeed)
+        if (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
+            raise ValueError("PPO under ZeRO-3: every rollout samples token by token from the policy, so each rank needs whole "
+                             "weights; ZeRO-3 would gather them for every generated token. Use zero1/zero2 (or DDP: no --deepspeed)")
+        # our loop, not Trainer, so nothing fills DeepSpeed's "auto" values: one optimizer step per minibatch, fp32 like one process
+        ds = set_ds_values(ds, {"train_micro_batch_size_per_gpu": cfg.minibatch_size, "gradient_accumulation_steps": 1,
+                                "train_batch_size": cfg.minibatch_size * world, "gradient_clipping": cfg.max_grad_norm,
+                                "bf16.enabled": False, "fp16.enabled": False})
+        plugin = DeepSpeedPlugin(hf_ds_config=ds)
+    # accelerate turns DeepSpeed off when told cpu=True; on a CPU-only machine (DS_ACCELERATOR=cpu) it lands on the CPU anyway
+    return Accelerator(cpu=device.type == "cpu" and plugin is None, deepspeed_plugin=plugin)
+
+def _world() -> tuple[int, int]:
+    "(rank, world size) of this process in torch.distributed (accelerate's own count is 1 under DeepSpeed on CPUs)."
+    d = torch.distributed
+    return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
+
+def _gather(t:torch.Tensor) -> torch.Tensor:
+    "Concatenate `t` (same shape on every rank) over all ranks, in rank order."
+    if _world()[1] == 1: return t
+    out = [torch.zeros_like(t) for _ in range(_world()[1])]; torch.distributed.all_gather(out, t.contiguous())
+    return torch.cat(out)
+
 
 # %% ../../nbs/06b_ppo.ipynb #81178f32
 class PPOTrainer:
@@ -236,6 +274,11 @@ class PPOTrainer:
         head = list(self.model.v_head.parameters()); body = [p for p in self.params if all(p is not h for h in head)]
         self.opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr}, {"params": head, "lr": cfg.vf_lr or cfg.lr}],
                                      betas=(0.9, 0.95), eps=1e-5, weight_decay=0.0)
+        self.acc = ppo_accelerator(cfg, self.device)  # None in one process; else DDP or DeepSpeed through accelerate
+        self.engine, self.rank = self.model, 0         # `engine`: what the training forward/backward runs through
+        if self.acc is not None:
+            self.engine, self.opt = self.acc.prepare(self.model, self.opt)
+            self.rank = _world()[0]
         self.score_shift, self.score_scale = 0.0, 1.0  # set by `calibrate` (normalize_score)
         self.kl_ctl = AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
         if questions is None:
@@ -245,7 +288,8 @@ class PPOTrainer:
         self.ptx_rows = None
         if cfg.ptx_coef:  # demonstrations for the PPO-ptx term: the tiny world's SFT rows (or pass `ptx_rows=`)
             self.ptx_rows = [(r["prompt"], r["completion"]) for r in tiny_world().instructions("train")]
-        self.gen = torch.Generator().manual_seed(cfg.seed)  # prompt order and minibatch shuffling
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7919 * self.rank)  # prompt order and minibatch shuffling (own prompts per rank)
+        if self.rank: torch.manual_seed(cfg.seed + 7919 * self.rank)  # own samples per rank (rank 0 keeps the one-process stream)
         self.step_n, self.history = 0, []
 
     @property
@@ -288,11 +332,11 @@ def generate(self:PPOTrainer, questions:list[str], greedy:bool=False) -> dict:
     return {"q_ids": q_ids.to(self.device), "q_mask": q_mask.to(self.device), "resp": resp, "r_mask": r_mask, "ended": ended, "texts": texts}
 
 @patch
-def _logits_values(self:PPOTrainer, ro:dict, values:bool=True, model=None):
-    "Logits and values at the positions that predict each reply token: (B, R, V), (B, R)."
+def _logits_values(self:PPOTrainer, ro:dict, values:bool=True, model=None, train:bool=False):
+    "Logits and values at the positions that predict each reply token: (B, R, V), (B, R); `train`: through the DDP/DeepSpeed engine."
     ids = torch.cat([ro["q_ids"], ro["resp"]], 1); mask = torch.cat([ro["q_mask"], ro["r_mask"]], 1)
     P, R = ro["q_ids"].shape[1], ro["resp"].shape[1]
-    if model is None: logits, v = self.model(ids, mask, values=values)
+    if model is None: logits, v = (self.engine if train else self.model)(ids, mask, values=values)
     else:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits, v = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits, None
@@ -334,6 +378,7 @@ def calibrate(self:PPOTrainer, n:int|None=None) -> tuple[float, float]:
     ro = self.generate(qs)
     self.score_shift, self.score_scale = 0.0, 1.0
     raw = reward_scores(self.rm, self.rtok, qs, ro["texts"]) if self.reward_fn is None else torch.tensor(self.reward_fn(qs, ro["texts"]), dtype=torch.float)
+    raw = _gather(raw.to(self.device)).cpu()  # one normalisation for all ranks
     self.score_shift, self.score_scale = raw.mean().item(), raw.std().clamp(min=1e-3).item()
     return self.score_shift, self.score_scale
 
@@ -377,7 +422,7 @@ def learn(self:PPOTrainer, b:dict) -> dict:
         for i in range(0, B, cfg.minibatch_size):
             idx = perm[i:i + cfg.minibatch_size].to(self.device)
             mb = {k: b[k][idx] for k in ("q_ids", "q_mask", "resp", "r_mask")}
-            logits, values = self._logits_values(mb)
+            logits, values = self._logits_values(mb, train=True)
             logp = logprobs_from_logits(logits, mb["resp"]); m = b["mask"][idx]
             pl, pst = ppo_policy_loss(logp, b["logp"][idx], b["adv"][idx], m, cfg.cliprange)
             vl, vst = ppo_value_loss(values, b["values"][idx], b["ret"][idx], m, cfg.cliprange_value)
@@ -385,8 +430,12 @@ def learn(self:PPOTrainer, b:dict) -> dict:
             loss = pl + cfg.vf_coef * vl - cfg.ent_coef * ent
             if cfg.ptx_coef:
                 ptx = self.ptx_loss(len(idx)); loss = loss + cfg.ptx_coef * ptx; acc.setdefault("ptx_loss", []).append(ptx.item())
-            self.opt.zero_grad(set_to_none=True); loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.opt.zero_grad(set_to_none=True)
+            if self.acc is None:
+                loss.backward(); gn = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            else:  # DDP: gradients averaged over ranks; DeepSpeed: its engine steps (and clips) inside backward
+                self.acc.backward(loss); gn = self.acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                gn = torch.tensor(float("nan")) if gn is None else torch.as_tensor(gn)
             self.opt.step()
             for k, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "grad_norm": gn.item(), **pst, **vst}.items():
                 acc.setdefault(k, []).append(v)
@@ -410,7 +459,8 @@ def step(self:PPOTrainer) -> dict:
     qs = [self.questions[i] for i in idx]; ans = [self.answers[i] for i in idx] if self.answers else None
     b = self.make_batch(qs, ans)
     rec = {"step": self.step_n + 1, **b["stats"], **self.learn(b)}
-    self.kl_ctl.update(b["stats"]["kl"], cfg.batch_size)
+    kl = _gather(torch.tensor([b["stats"]["kl"]], device=self.device)).mean().item()  # every rank adapts beta alike
+    self.kl_ctl.update(kl, cfg.batch_size * _world()[1])
     self.step_n += 1; rec["time_s"] = time.perf_counter() - t0
     self.history.append(rec)
     return rec
@@ -453,7 +503,10 @@ def save(self:PPOTrainer, path:str|Path) -> Path:
     import shutil
     from safetensors.torch import save_model, save_file
     from llm_methods.reliability import mark_complete
-    final = Path(path); final.parent.mkdir(parents=True, exist_ok=True)
+    final = Path(path)
+    if self.acc is not None and self.rank != 0:  # DDP: every rank holds the same weights and optimizer state; rank 0 writes them
+        torch.distributed.barrier(); return final
+    final.parent.mkdir(parents=True, exist_ok=True)
     p = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(p, ignore_errors=True); p.mkdir()
     save_model(self.model, str(p / "policy_value.safetensors"))
@@ -468,6 +521,7 @@ def save(self:PPOTrainer, path:str|Path) -> Path:
     mark_complete(p)
     if final.exists(): shutil.rmtree(final)  # re-saving a step (after a resume): the old copy goes, then the rename
     os.replace(p, final)
+    if self.acc is not None: torch.distributed.barrier()
     return final
 
 @patch
@@ -484,11 +538,14 @@ def load(self:PPOTrainer, path:str|Path):
     self.score_shift, self.score_scale = st["score_norm"]
     v, s, g = st["python_rng"]; random.setstate((v, tuple(s), g))
     a = st["numpy_rng"]; np.random.set_state((a[0], np.array(a[1], dtype=np.uint32), a[2], a[3], a[4]))
+    if self.rank:  # the checkpoint holds rank 0's random state; the others restart their own streams from (seed, rank, step)
+        torch.manual_seed(self.cfg.seed + 7919 * self.rank + self.step_n); self.gen.manual_seed(self.cfg.seed + 7919 * self.rank + self.step_n)
     return self
 
 @patch
 def save_pretrained(self:PPOTrainer, path:str|Path) -> Path:
-    "The trained policy in Hugging Face format (LoRA merged into a copy), with its tokenizer."
+    "The trained policy in Hugging Face format (LoRA merged into a copy), with its tokenizer (rank 0 writes it)."
+    if self.rank: return Path(path)
     lm = self.policy
     if self.cfg.lora_r: lm = copy.deepcopy(lm).merge_and_unload()
     lm.save_pretrained(path, safe_serialization=True); self.tok.save_pretrained(path)
@@ -533,6 +590,11 @@ def run_ppo(cfg:PPOConfig) -> Result:
         "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,
         "start_exact_match": start["exact_match"] if start else None, "lora_r": cfg.lora_r,
         "models_in_memory": 2 if cfg.lora_r else 3, "train_s": round(sum(h["time_s"] for h in hist), 1)})
+    if trainer.acc is not None:  # every rank's weights, summarised: equal when the ranks trained one policy together
+        fp = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()]) for p in trainer.params]).sum(0)
+        res.extra.update(world_size=_world()[1], engine=str(trainer.acc.distributed_type).split(".")[-1],
+                         optimizer_class=type(getattr(trainer.opt, "optimizer", trainer.opt)).__name__,
+                         rank_weight_fingerprints=_gather(fp.to(trainer.device)[None]).cpu().tolist())
     if cfg.record: record_result(res)
     res.extra["history"] = hist
     return res
