@@ -170,11 +170,12 @@ class BenchConfig:
     attn:str="default" # SDPA backend on CUDA: "default", "flash", "cudnn", "efficient"
     compile_backend:str="inductor" # torch.compile backend for "ours" ("aot_eager" for a fast CPU check)
     fullgraph:bool=True # compile each layer as one graph (a graph break is an error)
+    master:str="autocast" # pretrain "ours*": "autocast" (fp32 weights, bf16 autocast) or "bf16" (bf16 weights, fp32 master copies in the optimizer only)
     device:str|None=None # None = cuda if available
     seed:int=0
     out:str|None=None # JSON-lines file the result is appended to
     def __post_init__(self):
-        checks = dict(which=("pretrain", "lora"), variant=("peer", "ours-eager", "ours"),
+        checks = dict(which=("pretrain", "lora"), variant=("peer", "ours-eager", "ours"), master=("autocast", "bf16"),
                       attn=("default", "flash", "cudnn", "efficient"), shape=tuple(SHAPES))
         for k, ok in checks.items():
             if getattr(self, k) not in ok: raise ValueError(f"BenchConfig.{k}={getattr(self, k)!r}: use one of {ok}")
@@ -182,6 +183,8 @@ class BenchConfig:
             if getattr(self, k) < 1: raise ValueError(f"BenchConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.batch < 0 or self.warmup < 0: raise ValueError("BenchConfig.batch and .warmup must be >= 0")
         if not 0 < self.mem_frac <= 1: raise ValueError(f"BenchConfig.mem_frac must be in (0, 1], got {self.mem_frac}")
+        if self.master == "bf16" and (self.which != "pretrain" or self.variant == "peer"):
+            raise ValueError("BenchConfig.master='bf16' is for our pretraining loop (which='pretrain', variant 'ours' or 'ours-eager')")
 
 BATCHES = (1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 64)
 
@@ -209,6 +212,7 @@ def build_model(cfg:BenchConfig, dev:torch.device):
     from transformers import LlamaForCausalLM
     torch.manual_seed(cfg.seed)
     with torch.device(dev): model = LlamaForCausalLM(llama_config(cfg.shape, max_len=cfg.seq))
+    if cfg.master == "bf16": model.to(torch.bfloat16)   # the fp32 copy lives in the optimizer (`_make_step`)
     if cfg.which == "lora":
         from peft import LoraConfig, get_peft_model
         if cfg.variant != "peer": model.to(torch.bfloat16)   # frozen base in bf16: no fp32 copy, no per-step casts
@@ -220,6 +224,7 @@ def build_model(cfg:BenchConfig, dev:torch.device):
 def _make_step(model, cfg:BenchConfig, dev, hf_loss:bool):
     "(step(x) -> detached loss, optimizer): one optimizer step of our loop (or with 🤗's loss, for the peer's probe)."
     params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.master == "bf16": return _make_step_bf16(model, params, cfg, dev)
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
                             fused=dev.type == "cuda", foreach=None if dev.type == "cuda" else True)
     use_bf16 = dev.type == "cuda"
@@ -229,6 +234,24 @@ def _make_step(model, cfg:BenchConfig, dev, hf_loss:bool):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)   # no host sync (no error_if_nonfinite)
         opt.step(); opt.zero_grad(set_to_none=True)
+        return loss.detach()
+    return step, opt
+
+def _make_step_bf16(model, params, cfg:BenchConfig, dev):
+    "Our step with bf16 weights: no autocast casts; the optimizer updates fp32 master copies, then writes them back in bf16."
+    masters = [p.detach().float() for p in params]
+    for m in masters: m.grad = torch.zeros_like(m)
+    grads32 = [m.grad for m in masters]
+    opt = torch.optim.AdamW(masters, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
+                            fused=dev.type == "cuda", foreach=None if dev.type == "cuda" else True)
+    def step(x):
+        loss = fast_causal_lm_loss(model, x)
+        loss.backward()
+        torch._foreach_copy_(grads32, [p.grad for p in params])             # bf16 gradients -> fp32, one fused copy
+        torch.nn.utils.clip_grad_norm_(masters, 1.0, foreach=True)
+        opt.step()
+        torch._foreach_copy_([p.data for p in params], masters)             # fp32 master -> the bf16 weights
+        for p in params: p.grad = None
         return loss.detach()
     return step, opt
 
@@ -658,7 +681,8 @@ def _sorted(rows:list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (_ORDER.get(r["which"], 9), _ORDER.get(r["variant"], 9), _ORDER.get(r.get("attn"), 9)))
 
 def _label(r:dict) -> str:
-    return r["variant"] + (f" ({r['attn']})" if r.get("compiled") and r.get("attn") != "default" else "")
+    bf16 = ", bf16 weights" if (r.get("config") or {}).get("master") == "bf16" else ""
+    return r["variant"] + (f" ({r['attn']}{bf16})" if r.get("compiled") and r.get("attn") != "default" else f" ({bf16[2:]})" if bf16 else "")
 
 def bench_table(rows:list[dict]) -> str:
     "Markdown table of the training runs in `rows`, each compared with the peer of its kind from the same rows."
