@@ -200,10 +200,13 @@ def load_results(path:str|Path|None=None) -> list[Result]:
 def results_table(results:list[Result]) -> str:
     "The comparison table as markdown."
     tasks = sorted({t for r in results for t in r.per_task})
-    head = "| method | held-out EM | " + " | ".join(tasks) + " | trainable | % | peak MiB | predicted MiB | time s |"
+    al = any(r.extra.get("answer_loss") is not None for r in results)  # a column only when some row measured it
+    head = ("| method | held-out EM | " + ("answer loss | " if al else "") + " | ".join(tasks)
+            + " | trainable | % | peak MiB | predicted MiB | time s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         pt = " | ".join(f"{r.per_task[t]:.0%}" if t in r.per_task else "–" for t in tasks)
         pred = f"{r.predicted_mem_mb:.0f}" if r.predicted_mem_mb else "–"
-        lines.append(f"| {r.method} | {r.score:.1%} | {pt} | {r.trainable_params:,} | {r.trainable_pct:.2f} | {r.peak_mem_mb:.0f} | {pred} | {r.wall_s:.0f} |")
+        a = (f"{r.extra['answer_loss']:.2f} | " if r.extra.get("answer_loss") is not None else "– | ") if al else ""
+        lines.append(f"| {r.method} | {r.score:.1%} | {a}{pt} | {r.trainable_params:,} | {r.trainable_pct:.2f} | {r.peak_mem_mb:.0f} | {pred} | {r.wall_s:.0f} |")
     return "\n".join(lines)

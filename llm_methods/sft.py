@@ -201,6 +201,10 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
         if len(examples.setdefault(r["task"], [])) < 3: examples[r["task"]].append({k: r[k] for k in ("prompt", "answer", "pred")})
     # Trainer's bf16 is autocast: weights keep the dtype they were loaded in, so that is what the prediction uses
     pred = predicted_train_mem_mb(model, tok, rows, cfg, dtype_bytes=next(model.parameters()).element_size())
+    if cfg.data is None and getattr(tok, "chat_template", None):  # the held-out answers' cross-entropy: shows learning that exact match (all or nothing) hides
+        from llm_methods.prompt import answer_loss   # defined with the prompt methods (04), whose EM stays near 0
+        items = tiny_world().heldout(tasks=["fact", "add", "rev"], n_per_task=cfg.eval_n_per_task)
+        extra.setdefault("answer_loss", round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4))
     res = make_result(method, rep, model, meter, predicted_mem_mb=pred, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
                                                                            "examples": examples, **extra})
     if record: record_result(res)

@@ -2,7 +2,7 @@
 
 Usage: python tools/run_nb.py nbs/00_core.ipynb [more.ipynb ...]
 Like nbdev_test it runs with the working directory set to nbs/ and skips cells flagged with settings.ini's tst_flags
-(notest gpu multigpu slow); it stops at the first failing cell (the notebook is still written, so the outputs up to
+(notest gpu multigpu slow; RUN_NB_FLAGS=slow,gpu runs the named ones too); it stops at the first failing cell (the notebook is still written, so the outputs up to
 the error can be read), prints the slowest cells, and exits 1 if any notebook failed.
 """
 import sys, os, time, pathlib, re, configparser, traceback
@@ -10,7 +10,7 @@ from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
 _cfg = configparser.ConfigParser(); _cfg.read(pathlib.Path(__file__).resolve().parents[1] / "settings.ini")
-FLAGS = set(_cfg["DEFAULT"].get("tst_flags", "notest").split())
+FLAGS = set(_cfg["DEFAULT"].get("tst_flags", "notest").split()) - set(os.environ.get("RUN_NB_FLAGS", "").split(","))  # RUN_NB_FLAGS=slow runs those too
 
 def skipped(cell) -> bool:
     if cell.cell_type != "code": return True
