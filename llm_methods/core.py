@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['home_dir', 'cached_dir', 'seed_everything', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2',
-           'tiny_bert', 'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'from_dict', 'to_dict']
+__all__ = ['home_dir', 'cached_dir', 'write_atomic', 'seed_everything', 'get_device', 'Meter', 'count_params', 'tiny_llama',
+           'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'from_dict',
+           'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def home_dir() -> Path:
@@ -43,6 +44,12 @@ def cached_dir(kind:str, # sub-folder of home_dir(), e.g. "base"
     return final
 
 # %% ../nbs/00_core.ipynb #6ee81930
+def write_atomic(p:str|Path, text:str) -> Path:
+    "Write `text` to `p` through a temp file in the same folder and a rename: readers see the old file or the new one, never half."
+    p = Path(p); tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(text); os.replace(tmp, p)
+    return p
+
 def seed_everything(seed:int=0, # the one seed for python, numpy and torch
                     deterministic:bool=True, # ask torch for deterministic algorithms (warn-only where none exists)
                    ) -> int:
@@ -126,7 +133,7 @@ def count_params(model:torch.nn.Module) -> tuple[int, int]:
     seen, trainable, total = set(), 0, 0
     for p in model.parameters():
         if id(p) in seen: continue
-        seen.add(id(p)); n = p.numel()
+        seen.add(id(p)); n = getattr(p, "ds_numel", None) or p.numel()  # ZeRO-3 leaves an empty shard: its full size is ds_numel
         if hasattr(p, "quant_state") and hasattr(p, "shape") and p.dtype == torch.uint8:  # bitsandbytes 4-bit: 2 values per byte
             n = n * 2
         total += n

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, csv, time, dataclasses, importlib, sys, traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import from_dict, seed_everything, Meter, count_params
+from .core import from_dict, seed_everything, Meter, count_params, write_atomic
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 
 # %% auto #0
@@ -107,8 +107,8 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> list[Result]:
         (out / s).mkdir(exist_ok=True)
         hist = {r.method: r.extra.pop("history") for r in got if "history" in r.extra}
         for r in got: r.extra = {k: v for k, v in r.extra.items() if _jsonable(v)}  # e.g. a stage hands its model back in `extra`
-        if hist: _write_atomic(out / s / "history.json", json.dumps(hist, default=float))
-        _write_atomic(done, json.dumps([r.to_dict() for r in got] if len(got) > 1 else got[0].to_dict(), indent=1, default=float))
+        if hist: write_atomic(out / s / "history.json", json.dumps(hist, default=float))
+        write_atomic(done, json.dumps([r.to_dict() for r in got] if len(got) > 1 else got[0].to_dict(), indent=1, default=float))
         results += got
         print(f"    {s}: " + ", ".join(f"{r.method} {r.score:.1%}" for r in got) + f" in {time.perf_counter() - t0:.0f} s", flush=True)
     write_tables(results, out)
@@ -125,14 +125,11 @@ def _check_run_dir(out:Path, cfg:PipelineConfig):
         diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(mine)).items() if old.get(k) != v}
         if diff: raise ValueError(f"run directory {out} was made with other settings {diff} (was, now): "
                                   "pass fresh=True (--fresh) to start it again, or another out directory")
-    _write_atomic(f, json.dumps(mine, indent=1))
+    write_atomic(f, json.dumps(mine, indent=1))
 
 def _jsonable(v) -> bool:
     try: json.dumps(v); return True
     except (TypeError, ValueError): return False
-
-def _write_atomic(p:Path, text:str):
-    tmp = p.with_name(p.name + ".tmp"); tmp.write_text(text); tmp.replace(p)
 
 def _run_stage(s:str, cfg:PipelineConfig) -> list[Result]:
     "Run one stage with the profile's settings, the user's overrides, the shared model and DeepSpeed config."

@@ -13,8 +13,8 @@ from ..base import _history_callback
 from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows
 
 # %% auto #0
-__all__ = ['budget_schedule', 'adalora_active_ranks', 'AdaLoraCallback', 'orthogonal_regularizer', 'adalora_train',
-           'AdaLoraRunConfig', 'adalora_config', 'run_adalora', 'rank_grid', 'plot_ranks']
+__all__ = ['ADALORA_DEEPSPEED', 'budget_schedule', 'adalora_active_ranks', 'AdaLoraCallback', 'orthogonal_regularizer',
+           'adalora_train', 'AdaLoraRunConfig', 'adalora_config', 'run_adalora', 'rank_grid', 'plot_ranks']
 
 # %% ../../nbs/03b_adalora.ipynb #27af4a89
 def budget_schedule(step:int, init_budget:int, target_budget:int, tinit:int, tfinal:int, total_step:int) -> int:
@@ -130,8 +130,13 @@ def adalora_config(cfg:AdaLoraRunConfig):
                          beta2=cfg.beta2, orth_reg_weight=cfg.orth_reg_weight, total_step=cfg.steps, lora_alpha=cfg.alpha,
                          lora_dropout=cfg.dropout, target_modules=tm, task_type="CAUSAL_LM")
 
+ADALORA_DEEPSPEED = ("AdaLoRA with DeepSpeed: PEFT's rank allocator reads every adapter's gradient after the optimizer step, but under "
+                     "DeepSpeed the engine steps inside backward and its gradients are gone (or partitioned) by then; "
+                     "train AdaLoRA in one process or with DDP (no --deepspeed)")
+
 def run_adalora(cfg:AdaLoraRunConfig) -> Result:
     "AdaLoRA instruction tuning of `cfg.model` (PEFT + TRL + the allocation callback); scored and recorded."
+    if cfg.deepspeed: raise ValueError(ADALORA_DEEPSPEED)
     seed_everything(cfg.seed)
     model, tok = load_model_and_tokenizer(cfg)
     rows = training_rows(cfg, tok)
