@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import llm_methods
-from .core import home_dir, from_dict, get_device
+from .core import home_dir, from_dict, get_device, write_atomic
 from .pretrain.compute import predict_train_memory
 
 # %% auto #0
@@ -324,6 +324,9 @@ def resolve_launch(cfg:LaunchConfig) -> dict:
     ds = None
     if cfg.deepspeed is not None:
         ds = set_ds_values(load_ds_config(cfg.deepspeed), ds_over)
+        if cfg.stage == "adalora":
+            from llm_methods.lora.adalora import ADALORA_DEEPSPEED
+            raise ValueError(ADALORA_DEEPSPEED)
         if cfg.stage == "ppo" and (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
             raise ValueError("PPO under ZeRO-3: every rollout samples token by token, so each rank needs whole weights; "
                              "use --deepspeed zero1 or zero2, or plain DDP (no --deepspeed)")
@@ -350,8 +353,7 @@ def prepare_launch(cfg:LaunchConfig) -> dict:
     _write_atomic(run / "launch.json", json.dumps(spec, indent=1, default=str))
     return dict(spec=spec, run_dir=run, hosts=r["hosts"], world=r["world"])
 
-def _write_atomic(p:Path, text:str):
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp"); tmp.write_text(text); os.replace(tmp, p)
+_write_atomic = write_atomic  # one implementation, in llm_methods.core
 
 # %% ../nbs/07_distributed.ipynb #6f45bad8
 def launch_command(cfg:LaunchConfig, plan:dict) -> tuple[list[str], dict]:
