@@ -3,17 +3,7 @@
 #   bash benchmarks/run_gpu.sh [seconds]      (from the repo root; results go to $OUT or benchmarks/raw)
 # Each run is one process: `python -m llm_methods.bench ...` appends one JSON line to results.jsonl.
 set -u
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-D=${OUT:-benchmarks/raw}; mkdir -p "$D"; RES=$D/results.jsonl; LOG=$D/log.txt
-deadline=$((SECONDS + ${1:-540}))
-bench() {  # max_seconds, then the arguments of python -m llm_methods.bench
-  local cap=$1; shift; local left=$((deadline - SECONDS))
-  if [ $left -lt 45 ]; then echo "SKIPPED (out of time): $*" | tee -a "$LOG"; return 9; fi
-  [ $cap -gt $left ] && cap=$left
-  echo "=== $(date -u +%FT%TZ) python -m llm_methods.bench $* --out $RES" | tee -a "$LOG"
-  timeout $cap python -m llm_methods.bench "$@" --out "$RES" >>"$LOG" 2>&1; local rc=$?
-  echo "rc=$rc after $SECONDS s" | tee -a "$LOG"; tail -n 1 "$LOG" >/dev/null; return $rc
-}
+source "$(dirname "$0")/lib.sh" "${1:-540}"   # PYTHONPATH, $RES, $LOG, the deadline, bench()
 field() { python3 -c "import json,sys; r=[json.loads(l) for l in open('$RES') if l.strip()]; r=[x for x in r if all(str(x.get(k))==v for k,v in (a.split('=') for a in sys.argv[2:]))]; print(r[-1][sys.argv[1]] if r else '')" "$@"; }
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv; python3 -c "import torch,transformers,peft;print(torch.__version__,transformers.__version__,peft.__version__)"; } | tee -a "$LOG"
 

@@ -3,17 +3,7 @@
 # throughput), in one call on the device machine, from the repo root:
 #   bash benchmarks/run_gpu_more.sh [seconds]        (results: $OUT or benchmarks/raw; results.jsonl + log.txt)
 set -u
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-D=${OUT:-benchmarks/raw}; mkdir -p "$D"; RES=$D/results.jsonl; LOG=$D/log.txt
-deadline=$((SECONDS + ${1:-540}))
-bench() {  # max_seconds, then the arguments of python -m llm_methods.bench
-  local cap=$1; shift; local left=$((deadline - SECONDS))
-  if [ $left -lt 40 ]; then echo "SKIPPED (out of time): $*" | tee -a "$LOG"; return 9; fi
-  [ $cap -gt $left ] && cap=$left
-  echo "=== $(date -u +%FT%TZ) python -m llm_methods.bench $* --out $RES (cap ${cap}s)" | tee -a "$LOG"
-  timeout $cap python -m llm_methods.bench "$@" --out "$RES" >>"$LOG" 2>&1; local rc=$?
-  echo "rc=$rc after $SECONDS s" | tee -a "$LOG"; return $rc
-}
+source "$(dirname "$0")/lib.sh" "${1:-540}"   # PYTHONPATH, $RES, $LOG, the deadline, bench()
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch,transformers,peft,bitsandbytes;print(torch.__version__,transformers.__version__,peft.__version__,bitsandbytes.__version__)"; } 2>&1 | tee -a "$LOG"
 # 65B QLoRA, one GPU capped at 80 GiB: seq 2048 and 16k with kept inputs on the GPU, 32k with them in host memory
 bench 300 qlora --shape 65b --seqs 2048,16384,32768 --offload 0,0,1 --steps 1 --warmup 1 --mem-cap-gib 80 --deadline-s 200 --progress 1

@@ -337,6 +337,17 @@ def _run_ours(model, cfg:BenchConfig, dev, batch:int, vocab:int) -> dict:
                 optimizer="AdamW(fused)" if dev.type == "cuda" else "AdamW(foreach)",
                 host_syncs_per_step=syncs, sync_messages=sync_msgs)
 
+def _device_name(dev) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+
+def _now() -> str: return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+def _append_jsonl(out:str|Path|None, row:dict):
+    "Append `row` as one JSON line to `out` (nothing when `out` is None)."
+    if not out: return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as f: f.write(json.dumps(row) + "\n")
+
 def _versions() -> dict:
     import transformers
     v = dict(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
@@ -373,12 +384,9 @@ def run_bench(cfg:BenchConfig, command:str|None=None # the command line that ask
                tokens_per_step=res["batch"] * cfg.seq, tokens_per_s=tok_s, mfu=mfu(tok_s, f6), mfu_palm=mfu(tok_s, fp),
                flops_per_token_6N=f6, trainable_params=trainable, total_params=total, attn=cfg.attn,
                compiled=cfg.variant == "ours", oom_retries=ooms, **probe,
-               device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-               date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               device=_device_name(dev), date=_now(),
                config=asdict(cfg), command=command, **_versions())
-    if cfg.out:
-        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(cfg.out, "a") as f: f.write(json.dumps(out) + "\n")
+    _append_jsonl(cfg.out, out)
     return out
 
 # %% ../nbs/10_bench.ipynb #d52a2e6f
@@ -463,7 +471,7 @@ class _LayerCheckpoint(torch.autograd.Function):
     "Run a decoder layer without keeping its activations; keep its input (on the GPU, or in pinned host memory) and redo it in backward."
     @staticmethod
     def forward(ctx, fn, offload:bool, hidden, *params):
-        ctx.fn, ctx.dev, ctx.offload = fn, hidden.device, offload
+        ctx.fn, ctx.dev = fn, hidden.device
         ctx.autocast = (torch.is_autocast_enabled(hidden.device.type), torch.get_autocast_dtype(hidden.device.type))
         ctx.input_grad = hidden.requires_grad
         if offload and hidden.device.type == "cuda":
@@ -536,10 +544,10 @@ def run_qlora_bench(shape:str="65b", # a key of SHAPES
     trainable = sum(p.numel() for p in params)
     common = dict(which="qlora", shape=shape, batch=1, lora_r=lora_r, optim=optim, mem_cap_gib=mem_cap_gib,
                   build_s=build_s, build_peak_gib=build_peak, quantized=qbytes, trainable_params=trainable,
-                  device=torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu", **_versions())
+                  device=_device_name(dev), **_versions())
     rows = []
     for seq, off in zip(seqs, offload):
-        row = dict(common, seq=seq, offload=bool(off), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        row = dict(common, seq=seq, offload=bool(off), date=_now())
         left = None if deadline_s is None else deadline_s - (time.perf_counter() - t_start)
         pred = predict_memory_for(model, batch_size=1, seq_len=seq, checkpointing=True, optim_bytes=2 if "8bit" in optim else 8)
         row["predicted_gib"] = pred["total"] / 2**30
@@ -567,10 +575,7 @@ def run_qlora_bench(shape:str="65b", # a key of SHAPES
                    peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else 0.0)
         _free(dev)
         if cuda: torch.cuda.reset_peak_memory_stats(dev)
-        rows.append(row)
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "a") as f: f.write(json.dumps(row) + "\n")
+        rows.append(row); _append_jsonl(out, row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("quantized",)}), flush=True)
     return rows
 
@@ -618,11 +623,8 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
                mean_reply_tokens=reply, step_s=step_s, generate_s=gen_s, learn_s=learn_s, score_ref_s=step_s - gen_s - learn_s,
                generate_share=gen_s / step_s, gen_tokens_per_s=batch_size * reply / gen_s,
                peak_mem_gib=_peak(dev) / 2**30,
-               device=torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu",
-               date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **_versions())
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a") as f: f.write(json.dumps(res) + "\n")
+               device=_device_name(dev), date=_now(), **_versions())
+    _append_jsonl(out, res)
     print(json.dumps(res), flush=True)
     return res
 

@@ -328,8 +328,8 @@ def resolve_launch(cfg:LaunchConfig) -> dict:
             from llm_methods.lora.adalora import ADALORA_DEEPSPEED
             raise ValueError(ADALORA_DEEPSPEED)
         if cfg.stage == "ppo" and (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
-            raise ValueError("PPO under ZeRO-3: every rollout samples token by token, so each rank needs whole weights; "
-                             "use --deepspeed zero1 or zero2, or plain DDP (no --deepspeed)")
+            from llm_methods.rlhf.ppo import PPO_ZERO3
+            raise ValueError(PPO_ZERO3)
         check_ds_config(ds, world_size=world, device=cfg.device, **_stage_settings(stage_cfg, cfg.device))
     return dict(module=mod, config_cls=cls, fn=fn, route=route, stage_cfg=stage_cfg, ds=ds, hosts=hosts, world=world, tag=tag)
 
@@ -343,17 +343,17 @@ def prepare_launch(cfg:LaunchConfig) -> dict:
         # run_reward reuses its cached one-process judge for the tiny-world defaults; given the held-out pairs as a file it trains
         from llm_methods.base import tiny_world
         p = run / "heldout_preferences.jsonl"
-        _write_atomic(p, "".join(json.dumps(x) + "\n" for x in tiny_world().preferences("heldout")))
+        write_atomic(p, "".join(json.dumps(x) + "\n" for x in tiny_world().preferences("heldout")))
         stage_cfg.eval_data = str(p)
     ds_path = None
-    if ds is not None: ds_path = run / "ds_config.json"; _write_atomic(ds_path, json.dumps(ds, indent=1))
+    if ds is not None: ds_path = run / "ds_config.json"; write_atomic(ds_path, json.dumps(ds, indent=1))
     spec = dict(stage=cfg.stage, module=r["module"], config_cls=r["config_cls"], fn=r["fn"], route=r["route"],
                 config=dataclasses.asdict(stage_cfg), ds_config=str(ds_path) if ds_path else None, device=cfg.device,
                 world_size=r["world"], engine=r["tag"])
-    _write_atomic(run / "launch.json", json.dumps(spec, indent=1, default=str))
+    write_atomic(run / "launch.json", json.dumps(spec, indent=1, default=str))
     return dict(spec=spec, run_dir=run, hosts=r["hosts"], world=r["world"])
 
-_write_atomic = write_atomic  # one implementation, in llm_methods.core
+
 
 # %% ../nbs/07_distributed.ipynb #6f45bad8
 def launch_command(cfg:LaunchConfig, plan:dict) -> tuple[list[str], dict]:
@@ -466,7 +466,7 @@ def _probe_callback(run_dir:Path, rank:int):
             info["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
             import resource; info["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             info["log"] = [h for h in state.log_history if "loss" in h or "train_runtime" in h]
-            _write_atomic(run_dir / f"rank{rank}.json", json.dumps(info, default=float))
+            write_atomic(run_dir / f"rank{rank}.json", json.dumps(info, default=float))
     return RankState()
 
 def _worker(run_dir:str):
@@ -483,7 +483,7 @@ def _worker(run_dir:str):
         for k in ("record", "progress"):
             if hasattr(cfg, k): setattr(cfg, k, False)
     res = getattr(importlib.import_module(spec["module"]), spec["fn"])(cfg)
-    if rank == 0 and res is not None: _write_atomic(run / "result.json", json.dumps(res.to_dict(), default=float))
+    if rank == 0 and res is not None: write_atomic(run / "result.json", json.dumps(res.to_dict(), default=float))
 
 # %% ../nbs/07_distributed.ipynb #adc891d5
 def loss_curve(run:dict|str|Path) -> list[float]:
@@ -575,7 +575,7 @@ def compat_cell(stage:str, engine:str, root:str|Path|None=None, rerun:bool=False
         res = dict(status="ok", text=text, wall_s=wall,
                    state=[{k: r[k] for k in ("weights", "master", "optimizer", "optimizer_class")} for r in out["ranks"]])
     else: res = dict(status="fail", text=_error_line((d / "launch.log").read_text(errors="replace")), wall_s=wall, rc=rc)
-    _write_atomic(cell, json.dumps(res))
+    write_atomic(cell, json.dumps(res))
     return res
 
 def compat_matrix(stages=("pretrain", "sft", "lora", "qlora", "adalora", "reward", "dpo", "grpo", "ppo"),

@@ -18,9 +18,9 @@ from .common import tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_l
 from .reward import tiny_reward, reward_model, reward_scores, RewardRunConfig
 
 # %% auto #0
-__all__ = ['kl_estimate', 'gae', 'masked_mean', 'masked_whiten', 'ppo_policy_loss', 'ppo_value_loss', 'FixedKLController',
-           'AdaptiveKLController', 'PolicyWithValue', 'logprobs_from_logits', 'entropy_from_logits', 'PPOConfig',
-           'ppo_accelerator', 'PPOTrainer', 'reply_mask', 'run_ppo', 'plot_ppo']
+__all__ = ['PPO_ZERO3', 'kl_estimate', 'gae', 'masked_mean', 'masked_whiten', 'ppo_policy_loss', 'ppo_value_loss',
+           'FixedKLController', 'AdaptiveKLController', 'PolicyWithValue', 'logprobs_from_logits',
+           'entropy_from_logits', 'PPOConfig', 'ppo_accelerator', 'PPOTrainer', 'reply_mask', 'run_ppo', 'plot_ppo']
 
 # %% ../../nbs/06b_ppo.ipynb #c57b4cd4
 def kl_estimate(logp:torch.Tensor, # log pi_theta(a) of the sampled tokens
@@ -212,6 +212,9 @@ class PPOConfig:
     def on_policy_sampling(self) -> bool:
         return self.temperature == 1.0 and self.top_k == 0 and self.top_p == 1.0 and self.min_new_tokens == 0
 
+PPO_ZERO3 = ("PPO under ZeRO-3: every rollout samples token by token, so each rank needs whole weights; "
+             "use --deepspeed zero1 or zero2, or plain DDP (no --deepspeed)")
+
 def ppo_accelerator(cfg:PPOConfig, device:torch.device):
     "An `accelerate.Accelerator` when this process is one of several (a launched run) or DeepSpeed is asked for; None otherwise."
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -222,9 +225,7 @@ def ppo_accelerator(cfg:PPOConfig, device:torch.device):
         from accelerate.utils import DeepSpeedPlugin
         from llm_methods.distributed import load_ds_config, set_ds_values
         ds = load_ds_config(cfg.deepspeed)
-        if (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
-            raise ValueError("PPO under ZeRO-3: every rollout samples token by token from the policy, so each rank needs whole "
-                             "weights; ZeRO-3 would gather them for every generated token. Use zero1/zero2 (or DDP: no --deepspeed)")
+        if (ds.get("zero_optimization") or {}).get("stage", 0) == 3: raise ValueError(PPO_ZERO3)
         # our loop, not Trainer, so nothing fills DeepSpeed's "auto" values: one optimizer step per minibatch, fp32 like one process
         ds = set_ds_values(ds, {"train_micro_batch_size_per_gpu": cfg.minibatch_size, "gradient_accumulation_steps": 1,
                                 "train_batch_size": cfg.minibatch_size * world, "gradient_clipping": cfg.max_grad_norm,
