@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'llama_config', 'param_counts', 'flops_per_token', 'mfu',
-           'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss', 'compile_for_training', 'BenchConfig',
-           'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench', 'probe_attention', 'build_llama_4bit',
-           'checkpoint_layers', 'run_qlora_bench', 'run_ppo_bench', 'main', 'load_bench', 'bench_table', 'plot_bench']
+__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'ZERO_BUCKETS', 'ZERO_RUNS', 'llama_config', 'param_counts',
+           'flops_per_token', 'mfu', 'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss',
+           'compile_for_training', 'BenchConfig', 'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench',
+           'probe_attention', 'build_llama_4bit', 'checkpoint_layers', 'run_qlora_bench', 'run_ppo_bench',
+           'run_zero_bench', 'zero_scaling', 'zero_table', 'main', 'load_bench', 'bench_table', 'plot_bench']
 
 # %% ../nbs/10_bench.ipynb #5d65b971
 SHAPES = {  # Llama shapes used by the benchmarks (untied embeddings, like TinyLlama and Llama-1)
@@ -628,13 +629,78 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
     print(json.dumps(res), flush=True)
     return res
 
+# %% ../nbs/10_bench.ipynb #42800b0f
+ZERO_BUCKETS = {"zero_optimization.reduce_bucket_size": 5e8}  # one collective per 500 M gradient elements
+ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' overrides)
+    "1gpu": (None, 1, {}),
+    "1gpu-zero2": ("zero2", 1, {}),
+    "zero2": ("zero2", 2, {}),
+    "zero2-buckets": ("zero2", 2, ZERO_BUCKETS),
+    "zero3": ("zero3", 2, {}),
+    "zero3-buckets": ("zero3", 2, {**ZERO_BUCKETS, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
+                                   "zero_optimization.stage3_param_persistence_threshold": 1e6}),
+}
+
+def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
+                   seq:int=2048, batch:int=8, # tokens per packed sequence, sequences per GPU per step
+                   steps:int=30, profile_steps:int=2, # optimizer steps; the last profile_steps run under the profiler
+                   runs=("1gpu", "zero2", "zero3"), # keys of ZERO_RUNS, run in this order
+                   device:str="cuda", # "cpu": processes over gloo (the smoke run)
+                   deadline_s:float=0.0, # > 0: skip runs that start later than this many seconds after the call
+                   out:str|None=None) -> list[dict]:
+    "Tokens/s of `random-sft` launches on one and two GPUs (`ZERO_RUNS`), with a profile of each; one JSON row per run."
+    from llm_methods.distributed import launch, read_run, _error_line
+    from llm_methods.core import home_dir
+    bad = [r for r in runs if r not in ZERO_RUNS]
+    if bad: raise ValueError(f"unknown runs {bad}; choose from {list(ZERO_RUNS)}")
+    t_start, rows = time.time(), []
+    for name in runs:
+        ds, gpus, dso = ZERO_RUNS[name]
+        if deadline_s and time.time() - t_start > deadline_s: print(f"skipped {name}: past the {deadline_s:.0f} s deadline", flush=True); continue
+        d = home_dir() / "launch" / f"bench-zero-{name}"
+        over = dict(shape=shape, steps=steps, batch_size=batch, max_length=seq, logging_steps=5, progress=False,
+                    profile_steps=profile_steps, **{f"ds.{k}": v for k, v in dso.items()})
+        t0 = time.time()
+        rc = launch("random-sft", ds, gpus=gpus, device=device, overrides=over, run_dir=str(d), stream=False)
+        r = read_run(d); res = r["result"] or {}; x = res.get("extra") or {}
+        row = dict(which="zero", run=name, deepspeed=ds, gpus=gpus, ds_overrides=dso, rc=rc, shape=shape, seq=seq, batch=batch,
+                   steps=steps, launch_s=round(time.time() - t0, 1), steady_tokens_per_s=x.get("steady_tokens_per_s"),
+                   tokens_per_s=x.get("tokens_per_s"), final_loss=x.get("final_loss"), profile=x.get("profile"),
+                   peak_gb_per_gpu=[round(k["cuda_peak_mb"] / 1024, 1) for k in r["ranks"] if k.get("cuda_peak_mb")],
+                   device=res.get("device"), date=_now(), command=(d / "command.txt").read_text().strip(), **_versions())
+        if rc: row["error"] = _error_line((d / "launch.log").read_text(errors="replace"))
+        rows.append(row); _append_jsonl(out, row)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("profile", "command")}), flush=True)
+    return zero_scaling(rows)
+
+def zero_scaling(rows:list[dict]) -> list[dict]:
+    "`rows` with `scaling` = steady tokens/s ÷ the best one-GPU run's (rows of one call), `per_gpu` = scaling ÷ GPUs."
+    one = max((r["steady_tokens_per_s"] or 0 for r in rows if r["gpus"] == 1), default=0)
+    for r in rows:
+        r["scaling"] = round(r["steady_tokens_per_s"] / one, 3) if one and r["steady_tokens_per_s"] else None
+        r["per_gpu"] = round(r["scaling"] / r["gpus"], 3) if r["scaling"] else None
+    return rows
+
+def zero_table(rows:list[dict]) -> str:
+    "Markdown table of `run_zero_bench` rows: throughput, scaling against the best one-GPU run, and where a step's time goes."
+    lines = ["| run | GPUs | batch × seq | steady tokens/s | × best 1 GPU | step ms | compute ms | NCCL ms | optimizer ms | peak GB/GPU |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in zero_scaling(rows):
+        p = r.get("profile") or {}; k = p.get("kinds_ms", {})
+        f = lambda v: "–" if v is None else f"{v:,.0f}"
+        lines.append(f"| {r['run']} | {r['gpus']} | {r['batch']} × {r['seq']} | {f(r['steady_tokens_per_s'])} | "
+                     f"{'–' if r['scaling'] is None else format(r['scaling'], '.2f')} | {f(p.get('wall_ms'))} | {f(p.get('compute_ms'))} | "
+                     f"{f(k.get('communication'))} | {f(k.get('optimizer'))} | {', '.join(map(str, r['peak_gb_per_gpu'])) or '–'} |")
+    return "\n".join(lines)
+
+
 # %% ../nbs/10_bench.ipynb #fb14d5a2
 def main(argv:list[str]|None=None):
-    "Command-line entry: `python -m llm_methods.bench {pretrain,lora,attn,qlora,ppo} [--option value ...]`."
+    "Command-line entry: `python -m llm_methods.bench {pretrain,lora,attn,qlora,ppo,zero} [--option value ...]`."
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("qlora", "ppo"): return _main_fn(argv)
+    if argv and argv[0] in ("qlora", "ppo", "zero"): return _main_fn(argv)
     ap = argparse.ArgumentParser(prog="python -m llm_methods.bench", description="llm_methods GPU benchmarks")
-    ap.add_argument("which", choices=["pretrain", "lora", "attn", "qlora", "ppo"])
+    ap.add_argument("which", choices=["pretrain", "lora", "attn", "qlora", "ppo", "zero"])
     for f in dataclasses.fields(BenchConfig):
         if f.name == "which": continue
         tp = {"int": int, "float": float, "str": str, "bool": lambda s: s.lower() in ("1", "true", "yes")
@@ -650,9 +716,9 @@ def main(argv:list[str]|None=None):
     return res
 
 def _main_fn(argv:list[str]):
-    "`qlora` and `ppo`: every keyword of `run_qlora_bench` / `run_ppo_bench` is a flag (tuples as comma lists)."
+    "`qlora`, `ppo` and `zero`: every keyword of `run_qlora_bench` / `run_ppo_bench` / `run_zero_bench` is a flag (tuples as comma lists)."
     import inspect
-    fn = run_qlora_bench if argv[0] == "qlora" else run_ppo_bench
+    fn = dict(qlora=run_qlora_bench, ppo=run_ppo_bench, zero=run_zero_bench)[argv[0]]
     ap = argparse.ArgumentParser(prog=f"python -m llm_methods.bench {argv[0]}", description=fn.__doc__)
     conv = {"int": int, "float": float, "str": str}
     for name, prm in inspect.signature(fn).parameters.items():

@@ -15,11 +15,12 @@ from .pretrain.compute import predict_train_memory
 
 # %% auto #0
 __all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'LAUNCH_STAGES', 'TRAINER_STAGES', 'NOT_LAUNCHABLE', 'ENGINES',
-           'FOUR_BIT', 'NO_4BIT', 'QUICK', 'LLAMA_SHAPES', 'zero_memory', 'plot_zero_memory', 'ds_config_path',
-           'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory', 'check_ds_config', 'parse_hostfile',
-           'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch', 'prepare_launch', 'launch_command',
-           'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve', 'state_vs_prediction', 'compat_cell',
-           'compat_matrix', 'matrix_markdown', 'RandomSFTConfig', 'run_random_sft']
+           'FOUR_BIT', 'NO_4BIT', 'QUICK', 'LLAMA_SHAPES', 'KERNEL_KINDS', 'zero_memory', 'plot_zero_memory',
+           'ds_config_path', 'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory', 'check_ds_config',
+           'parse_hostfile', 'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch', 'prepare_launch',
+           'launch_command', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve',
+           'state_vs_prediction', 'compat_cell', 'compat_matrix', 'matrix_markdown', 'RandomSFTConfig', 'kernel_kind',
+           'profile_summary', 'run_random_sft']
 
 # %% ../nbs/07_distributed.ipynb #b74fb9c2
 PARTITIONED = {0: (), 1: ("optimizer states",), 2: ("optimizer states", "gradients"),
@@ -622,22 +623,69 @@ class RandomSFTConfig:
     method: str = "sft-random"
     record: bool = False # a throughput test: not a row of the method comparison by default
     progress: bool = True
+    profile_steps: int = 0 # >0: run the torch profiler over the last this many steps (left out of the steady clock)
     def __post_init__(self):
+        if not isinstance(self.profile_steps, int) or isinstance(self.profile_steps, bool) or not 0 <= self.profile_steps < self.steps:
+            raise ValueError(f"RandomSFTConfig.profile_steps must be an int in [0, steps), got {self.profile_steps!r}")
         if self.shape not in LLAMA_SHAPES: raise ValueError(f"RandomSFTConfig.shape must be one of {list(LLAMA_SHAPES)}, got {self.shape!r}")
         for k in ("steps", "batch_size", "max_length", "logging_steps"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"RandomSFTConfig.{k} must be a positive int, got {v!r}")
 
-def _steady_clock(dev, warm:int):
-    "A Trainer callback timing the optimizer steps after the first `warm` (start-up, allocator and kernel warm-up excluded)."
+def _steady_clock(dev, warm:int, end:int|None=None):
+    "A Trainer callback timing the optimizer steps after the first `warm` and up to `end` (start-up and warm-up excluded)."
     from transformers import TrainerCallback
     class Clock(TrainerCallback):
         steps, seconds, t0 = 0, 0.0, None
         def on_step_end(self, args, state, control, **kw):
+            if end is not None and state.global_step > end: return
             if dev.type == "cuda": torch.cuda.synchronize()
             if state.global_step == warm: self.t0 = time.perf_counter()
             elif self.t0 is not None: self.steps, self.seconds = state.global_step - warm, time.perf_counter() - self.t0
     return Clock()
+
+KERNEL_KINDS = (  # (kind, lower-case name fragments) of GPU kernels, first match wins: where a training step's time goes
+    ("communication", ("nccl", "gloo", "all_reduce", "allreduce", "reduce_scatter", "all_gather", "allgather", "broadcast")),
+    ("matmul", ("gemm", "cutlass", "nvjet", "sm90_x", "sm100_x", "cublas", "aten::mm", "aten::addmm", "aten::bmm")),
+    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),
+    ("optimizer", ("adam", "multi_tensor", "foreach", "_amp_")),
+    ("copy / cast", ("memcpy", "memset", "copy", "cat_", "aten::cat", "to_copy")),
+)
+
+def kernel_kind(name:str) -> str:
+    "The `KERNEL_KINDS` kind of a kernel's name ('other' if none matches)."
+    n = name.lower()
+    return next((k for k, frags in KERNEL_KINDS if any(f in n for f in frags)), "other")
+
+def profile_summary(prof, steps:int, wall_s:float, top:int=12) -> dict:
+    "Per-step milliseconds of a `torch.profiler` run: wall time, GPU kernel time (CPU op time without a GPU) by `kernel_kind`, the `top` ones."
+    evs = list(prof.key_averages()); gpu = any(e.self_device_time_total > 0 for e in evs)
+    t = (lambda e: e.self_device_time_total) if gpu else (lambda e: e.self_cpu_time_total)  # microseconds
+    evs = [e for e in evs if t(e) > 0]
+    by = {}
+    for e in evs: by[kernel_kind(e.key)] = by.get(kernel_kind(e.key), 0.0) + t(e) / 1e3 / steps
+    busy = sum(v for k, v in by.items() if k != "communication")  # compute stream(s); communication runs on its own stream
+    evs.sort(key=lambda e: -t(e))
+    return dict(timer="gpu kernels" if gpu else "cpu ops", steps=steps, wall_ms=round(1e3 * wall_s / steps, 1), compute_ms=round(busy, 1),
+                idle_ms=round(max(0.0, 1e3 * wall_s / steps - busy), 1), kinds_ms={k: round(v, 1) for k, v in sorted(by.items(), key=lambda x: -x[1])},
+                top=[dict(kernel=e.key[:90], kind=kernel_kind(e.key), calls=e.count // steps, ms=round(t(e) / 1e3 / steps, 2)) for e in evs[:top]])
+
+def _profiler_callback(dev, start:int, n:int, sink:dict):
+    "A Trainer callback profiling optimizer steps start+1 .. start+n; fills `sink` with `profile_summary`."
+    from transformers import TrainerCallback
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    class Prof(TrainerCallback):
+        prof, t0 = None, None
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == start and self.prof is None:
+                if dev.type == "cuda": torch.cuda.synchronize()
+                self.prof = torch.profiler.profile(activities=acts); self.prof.__enter__(); self.t0 = time.perf_counter()
+        def on_step_end(self, args, state, control, **kw):
+            if self.prof is not None and state.global_step == start + n and not sink:
+                if dev.type == "cuda": torch.cuda.synchronize()
+                wall = time.perf_counter() - self.t0; self.prof.__exit__(None, None, None)
+                sink.update(profile_summary(self.prof, n, wall))
+    return Prof()
 
 def run_random_sft(cfg:RandomSFTConfig):
     "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
@@ -668,8 +716,11 @@ def run_random_sft(cfg:RandomSFTConfig):
     with Meter() as m:
         model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
         n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-        hist, clock = _history_callback(), _steady_clock(dev, warm=min(5, cfg.steps // 4))
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[hist, clock])
+        end = cfg.steps - cfg.profile_steps; prof = {}
+        cbs = [_history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)]
+        if cfg.profile_steps: cbs.append(_profiler_callback(dev, end, cfg.profile_steps, prof))
+        hist, clock = cbs[:2]
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs)
         t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     tokens = max([h.get("num_tokens", 0) for h in trainer.state.log_history] or [0])
@@ -679,7 +730,7 @@ def run_random_sft(cfg:RandomSFTConfig):
                                  tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
                                  steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
                                  flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
-                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None,
+                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None,
                                  cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))
     if cfg.record: record_result(res)
     return res
