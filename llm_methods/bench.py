@@ -639,6 +639,9 @@ ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' overrides)
     "zero3": ("zero3", 2, {}),
     "zero3-buckets": ("zero3", 2, {**ZERO_BUCKETS, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
                                    "zero_optimization.stage3_param_persistence_threshold": 1e6}),
+    "zero3-leaf": ("zero3", 2, {**ZERO_BUCKETS, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
+                                "zero_optimization.stage3_param_persistence_threshold": 1e6,
+                                "zero_optimization.stage3_module_granularity_threshold": 4_000_000}),  # 1.1B: each decoder layer one leaf
 }
 
 def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
@@ -674,10 +677,14 @@ def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
     return zero_scaling(rows)
 
 def zero_scaling(rows:list[dict]) -> list[dict]:
-    "`rows` with `scaling` = steady tokens/s ÷ the best one-GPU run's (rows of one call), `per_gpu` = scaling ÷ GPUs."
-    one = max((r["steady_tokens_per_s"] or 0 for r in rows if r["gpus"] == 1), default=0)
+    "`rows` (of one call) with `scaling` = steady tokens/s ÷ the best one-GPU run's of the same shape, batch and seq; `per_gpu` = scaling ÷ GPUs."
+    key = lambda r: (r["shape"], r["batch"], r["seq"])
+    one = {}
     for r in rows:
-        r["scaling"] = round(r["steady_tokens_per_s"] / one, 3) if one and r["steady_tokens_per_s"] else None
+        if r["gpus"] == 1 and r["steady_tokens_per_s"]: one[key(r)] = max(one.get(key(r), 0), r["steady_tokens_per_s"])
+    for r in rows:
+        base = one.get(key(r))
+        r["scaling"] = round(r["steady_tokens_per_s"] / base, 3) if base and r["steady_tokens_per_s"] else None
         r["per_gpu"] = round(r["scaling"] / r["gpus"], 3) if r["scaling"] else None
     return rows
 

@@ -661,7 +661,7 @@ def profile_summary(prof, steps:int, wall_s:float, top:int=12) -> dict:
     "Per-step milliseconds of a `torch.profiler` run: wall time, GPU kernel time (CPU op time without a GPU) by `kernel_kind`, the `top` ones."
     evs = list(prof.key_averages()); gpu = any(e.self_device_time_total > 0 for e in evs)
     t = (lambda e: e.self_device_time_total) if gpu else (lambda e: e.self_cpu_time_total)  # microseconds
-    evs = [e for e in evs if t(e) > 0]
+    evs = [e for e in evs if t(e) > 0 and (not gpu or e.device_type != torch.autograd.DeviceType.CPU)]  # kernels, not the ops that launched them
     by = {}
     for e in evs: by[kernel_kind(e.key)] = by.get(kernel_kind(e.key), 0.0) + t(e) / 1e3 / steps
     busy = sum(v for k, v in by.items() if k != "communication")  # compute stream(s); communication runs on its own stream
