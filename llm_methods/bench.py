@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'ZERO_BUCKETS', 'ZERO_RUNS', 'llama_config', 'param_counts',
+__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'ZERO_RUNS', 'llama_config', 'param_counts',
            'flops_per_token', 'mfu', 'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss',
            'compile_for_training', 'BenchConfig', 'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench',
            'probe_attention', 'build_llama_4bit', 'checkpoint_layers', 'run_qlora_bench', 'run_ppo_bench',
@@ -630,18 +630,16 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
     return res
 
 # %% ../nbs/10_bench.ipynb #42800b0f
-ZERO_BUCKETS = {"zero_optimization.reduce_bucket_size": 5e8}  # one collective per 500 M gradient elements
-ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' overrides)
-    "1gpu": (None, 1, {}),
-    "1gpu-zero2": ("zero2", 1, {}),
-    "zero2": ("zero2", 2, {}),
-    "zero2-buckets": ("zero2", 2, ZERO_BUCKETS),
-    "zero3": ("zero3", 2, {}),
-    "zero3-buckets": ("zero3", 2, {**ZERO_BUCKETS, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
-                                   "zero_optimization.stage3_param_persistence_threshold": 1e6}),
-    "zero3-leaf": ("zero3", 2, {**ZERO_BUCKETS, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
-                                "zero_optimization.stage3_param_persistence_threshold": 1e6,
-                                "zero_optimization.stage3_module_granularity_threshold": 4_000_000}),  # 1.1B: each decoder layer one leaf
+from .distributed import ZERO_FAST, ZERO3_FAST
+ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' settings, random-sft settings)
+    "1gpu": (None, 1, {}, {}),
+    "1gpu-zero2": ("zero2", 1, {}, {}),
+    "zero2": ("zero2", 2, {}, {}),
+    "zero2-buckets": ("zero2", 2, ZERO_FAST, {}),
+    "zero3": ("zero3", 2, {}, {}),
+    "zero3-buckets": ("zero3", 2, ZERO3_FAST, {}),
+    "zero3-leaf": ("zero3", 2, {**ZERO3_FAST, "zero_optimization.stage3_module_granularity_threshold": 4_000_000}, {}),  # 1.1B: layers
+    "zero3-layers": ("zero3", 2, ZERO3_FAST, {"zero3_leaf": True}),  # the same through distributed.zero3_leaf_layers, for any shape
 }
 
 def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
@@ -658,15 +656,15 @@ def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
     if bad: raise ValueError(f"unknown runs {bad}; choose from {list(ZERO_RUNS)}")
     t_start, rows = time.time(), []
     for name in runs:
-        ds, gpus, dso = ZERO_RUNS[name]
+        ds, gpus, dso, so = ZERO_RUNS[name]
         if deadline_s and time.time() - t_start > deadline_s: print(f"skipped {name}: past the {deadline_s:.0f} s deadline", flush=True); continue
         d = home_dir() / "launch" / f"bench-zero-{name}"
         over = dict(shape=shape, steps=steps, batch_size=batch, max_length=seq, logging_steps=5, progress=False,
-                    profile_steps=profile_steps, **{f"ds.{k}": v for k, v in dso.items()})
+                    profile_steps=profile_steps, **so, **{f"ds.{k}": v for k, v in dso.items()})
         t0 = time.time()
         rc = launch("random-sft", ds, gpus=gpus, device=device, overrides=over, run_dir=str(d), stream=False)
         r = read_run(d); res = r["result"] or {}; x = res.get("extra") or {}
-        row = dict(which="zero", run=name, deepspeed=ds, gpus=gpus, ds_overrides=dso, rc=rc, shape=shape, seq=seq, batch=batch,
+        row = dict(which="zero", run=name, deepspeed=ds, gpus=gpus, ds_overrides=dso, settings=so, rc=rc, shape=shape, seq=seq, batch=batch,
                    steps=steps, launch_s=round(time.time() - t0, 1), steady_tokens_per_s=x.get("steady_tokens_per_s"),
                    tokens_per_s=x.get("tokens_per_s"), final_loss=x.get("final_loss"), profile=x.get("profile"),
                    peak_gb_per_gpu=[round(k["cuda_peak_mb"] / 1024, 1) for k in r["ranks"] if k.get("cuda_peak_mb")],

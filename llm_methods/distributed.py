@@ -15,12 +15,12 @@ from .pretrain.compute import predict_train_memory
 
 # %% auto #0
 __all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'LAUNCH_STAGES', 'TRAINER_STAGES', 'NOT_LAUNCHABLE', 'ENGINES',
-           'FOUR_BIT', 'NO_4BIT', 'QUICK', 'LLAMA_SHAPES', 'KERNEL_KINDS', 'zero_memory', 'plot_zero_memory',
-           'ds_config_path', 'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory', 'check_ds_config',
-           'parse_hostfile', 'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch', 'prepare_launch',
-           'launch_command', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve',
+           'FOUR_BIT', 'NO_4BIT', 'QUICK', 'LLAMA_SHAPES', 'KERNEL_KINDS', 'ZERO_FAST', 'ZERO3_FAST', 'zero_memory',
+           'plot_zero_memory', 'ds_config_path', 'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory',
+           'check_ds_config', 'parse_hostfile', 'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch',
+           'prepare_launch', 'launch_command', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve',
            'state_vs_prediction', 'compat_cell', 'compat_matrix', 'matrix_markdown', 'RandomSFTConfig', 'kernel_kind',
-           'profile_summary', 'run_random_sft']
+           'profile_summary', 'zero3_leaf_layers', 'run_random_sft']
 
 # %% ../nbs/07_distributed.ipynb #b74fb9c2
 PARTITIONED = {0: (), 1: ("optimizer states",), 2: ("optimizer states", "gradients"),
@@ -624,6 +624,7 @@ class RandomSFTConfig:
     record: bool = False # a throughput test: not a row of the method comparison by default
     progress: bool = True
     profile_steps: int = 0 # >0: run the torch profiler over the last this many steps (left out of the steady clock)
+    zero3_leaf: bool = False # ZeRO-3: gather each decoder layer's weights in one go (`zero3_leaf_layers`)
     def __post_init__(self):
         if not isinstance(self.profile_steps, int) or isinstance(self.profile_steps, bool) or not 0 <= self.profile_steps < self.steps:
             raise ValueError(f"RandomSFTConfig.profile_steps must be an int in [0, steps), got {self.profile_steps!r}")
@@ -687,6 +688,19 @@ def _profiler_callback(dev, start:int, n:int, sink:dict):
                 sink.update(profile_summary(self.prof, n, wall))
     return Prof()
 
+ZERO_FAST = {"zero_optimization.reduce_bucket_size": 5e8}  # 'ds.' settings: one gradient collective per 500 M elements
+ZERO3_FAST = {**ZERO_FAST, "zero_optimization.stage3_prefetch_bucket_size": 5e8,  # ...and ZeRO-3 weights fetched ahead in 500 M
+              "zero_optimization.stage3_param_persistence_threshold": 1e6}       # ...and tensors under 1 M elements kept whole
+
+def zero3_leaf_layers(model) -> list[str]:
+    "Mark `model`'s transformer blocks (🤗's `_no_split_modules` classes) as ZeRO-3 leaf modules; returns the class names."
+    from deepspeed.utils import set_z3_leaf_modules
+    names = list(getattr(model, "_no_split_modules", None) or [])
+    if not names: raise ValueError(f"{type(model).__name__} names no transformer block class (_no_split_modules): pass the classes "
+                                   "to deepspeed.utils.set_z3_leaf_modules yourself")
+    set_z3_leaf_modules(model, names)  # DeepSpeed then hooks the block, not each linear layer inside it
+    return names
+
 def run_random_sft(cfg:RandomSFTConfig):
     "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
     from transformers import LlamaConfig, AutoModelForCausalLM
@@ -716,6 +730,10 @@ def run_random_sft(cfg:RandomSFTConfig):
     with Meter() as m:
         model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
         n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
+        if cfg.zero3_leaf:
+            if (load_ds_config(cfg.deepspeed or {}).get("zero_optimization") or {}).get("stage") != 3:
+                raise ValueError("RandomSFTConfig.zero3_leaf needs a ZeRO-3 DeepSpeed config (launch with --deepspeed zero3)")
+            zero3_leaf_layers(model)
         end = cfg.steps - cfg.profile_steps; prof = {}
         cbs = [_history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)]
         if cfg.profile_steps: cbs.append(_profiler_callback(dev, end, cfg.profile_steps, prof))
@@ -730,7 +748,7 @@ def run_random_sft(cfg:RandomSFTConfig):
                                  tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
                                  steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
                                  flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
-                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None,
+                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None, zero3_leaf=cfg.zero3_leaf,
                                  cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))
     if cfg.record: record_result(res)
     return res
