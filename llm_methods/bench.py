@@ -686,12 +686,13 @@ def zero_scaling(rows:list[dict]) -> list[dict]:
         r["per_gpu"] = round(r["scaling"] / r["gpus"], 3) if r["scaling"] else None
     return rows
 
-def zero_table(rows:list[dict]) -> str:
-    "Markdown table of `run_zero_bench` rows: throughput, scaling against the best one-GPU run, and where a step's time goes."
+def zero_table(rows:list[dict], kernels:bool=True) -> str:
+    "Markdown table of `run_zero_bench` rows: throughput, scaling against the best one-GPU run, and (`kernels`) where a step's time goes."
     lines = ["| run | GPUs | batch × seq | steady tokens/s | × best 1 GPU | step ms | compute ms | NCCL ms | optimizer ms | peak GB/GPU |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in zero_scaling(rows):
-        p = r.get("profile") or {}; k = p.get("kinds_ms", {})
+        p = r.get("profile") or {}; k = p.get("kinds_ms", {}) if kernels else {}
+        if not kernels: p = {"wall_ms": p.get("wall_ms")}
         f = lambda v: "–" if v is None else f"{v:,.0f}"
         lines.append(f"| {r['run']} | {r['gpus']} | {r['batch']} × {r['seq']} | {f(r['steady_tokens_per_s'])} | "
                      f"{'–' if r['scaling'] is None else format(r['scaling'], '.2f')} | {f(p.get('wall_ms'))} | {f(p.get('compute_ms'))} | "

@@ -62,3 +62,23 @@ def test_zero3_two_simulated_nodes_match_one_process(single, tmp_path):
     assert {r["world_size"] for r in run["ranks"]} == {2} and {r["optimizer_class"] for r in run["ranks"]} == {"DeepSpeedZeroOptimizer_Stage3"}
     _same_curve(run, single)
     _partitioned_as_predicted(run, 2)
+
+TINY = dict(shape="tiny", steps=6, batch_size=2, max_length=64, lr=3e-3, logging_steps=1, progress=False)
+
+def test_zero3_leaf_layers_same_curve(tmp_path):
+    "Gathering whole decoder layers (`zero3_leaf=True`, the 2-GPU speed setting) must not change what ZeRO-3 computes."
+    runs = {}
+    for leaf in (False, True):
+        d = tmp_path / f"leaf{int(leaf)}"
+        rc = launch("random-sft", "zero3", gpus=2, device="cpu", overrides={**TINY, "zero3_leaf": leaf}, run_dir=str(d), stream=False)
+        assert rc == 0, _log(d)
+        runs[leaf] = read_run(d)
+    assert runs[True]["result"]["extra"]["zero3_leaf"] is True
+    got, want = loss_curve(runs[True]), loss_curve(runs[False])
+    assert len(got) == TINY["steps"] and got == pytest.approx(want, rel=REL), (got, want)
+    assert got[-1] < got[0], got
+
+def test_zero3_leaf_needs_zero3():
+    from llm_methods.distributed import RandomSFTConfig, run_random_sft
+    with pytest.raises(ValueError, match="needs a ZeRO-3"):
+        run_random_sft(RandomSFTConfig(**{**TINY, "steps": 2}, zero3_leaf=True, device="cpu"))
