@@ -12,9 +12,9 @@ from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_param
 from .data import TinyWorld, WorldConfig, train_tokenizer
 
 # %% auto #0
-__all__ = ['pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits', 'train_resumable',
-           'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base', 'base_info', 'tiny_world',
-           'plot_loss']
+__all__ = ['CHECKPOINT_SHAPES', 'pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits',
+           'train_resumable', 'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base', 'base_info',
+           'tiny_world', 'plot_loss', 'random_checkpoint', 'stand_in_model', 'run_summary']
 
 # %% ../nbs/00c_base.ipynb #b991d443
 def pack_texts(tok, texts:list[str], seq_len:int) -> torch.Tensor:
@@ -207,3 +207,45 @@ def plot_loss(history:list[dict], ax=None, label:str|None=None, title:str="train
     ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.set_title(title); ax.grid(alpha=.3)
     if label: ax.legend()
     return ax
+
+# %% ../nbs/00c_base.ipynb #e89f9481
+CHECKPOINT_SHAPES = {  # (architecture, shape) of random_checkpoint's sizes
+    "qwen2-0.5b": ("qwen2", dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                                 num_key_value_heads=2, tie_word_embeddings=True)),  # Qwen2.5-0.5B
+    "qwen2-tiny": ("qwen2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, tie_word_embeddings=True)),  # the same architecture, CPU-sized
+    "llama-1b": ("llama", dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+                               num_key_value_heads=4, tie_word_embeddings=False)),   # TinyLlama-1.1B
+}
+
+def random_checkpoint(path:str|Path, # folder to write (config.json, model.safetensors, tokenizer files)
+                      size:str="qwen2-0.5b", # a key of CHECKPOINT_SHAPES
+                      max_len:int=2048, seed:int=0) -> str:
+    "Write a random-init model of a real architecture and size, with the tiny tokenizer, as a `from_pretrained` folder."
+    from transformers import AutoConfig, AutoModelForCausalLM
+    if size not in CHECKPOINT_SHAPES: raise ValueError(f"random_checkpoint size must be one of {list(CHECKPOINT_SHAPES)}, got {size!r}")
+    arch, shape = CHECKPOINT_SHAPES[size]
+    path = Path(path)
+    if (path / "config.json").exists() and (path / "model.safetensors").exists(): return str(path)  # written before
+    _, tok = tiny_base()
+    cfg = AutoConfig.for_model(arch, **shape, vocab_size=len(tok), max_position_embeddings=max_len, pad_token_id=tok.pad_token_id,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    tmp = path.with_name(path.name + ".partial"); shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
+    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)  # all or nothing: a crash leaves no half-written folder
+    return str(path)
+
+def stand_in_model(size:str="qwen2-0.5b") -> str:
+    "The model a GPU cell trains: `LLM_METHODS_MODEL` (hub id or folder) if set, else a `random_checkpoint` of `size` (cached)."
+    return os.environ.get("LLM_METHODS_MODEL") or random_checkpoint(home_dir() / "checkpoints" / f"{size}-random", size=size)
+
+def run_summary(r, key:str="loss") -> str:
+    "One line for a `Result`: method, device, parameters trained, the first and last logged `key`, time, peak memory, score."
+    h = [x[key] for x in (r.extra.get("history") or []) if isinstance(x.get(key), (int, float))]
+    curve = f"{key} {h[0]:.3f} -> {h[-1]:.3f} over {len(h)} logs; " if h else ""
+    train = r.extra.get("train_s")
+    return (f"{r.method} on {r.device}: {r.trainable_params:,} of {r.total_params:,} parameters trained; {curve}"
+            f"{'' if train is None else f'{train:.0f} s training, '}{r.wall_s:.0f} s in all; peak {r.peak_mem_mb / 1024:.1f} GiB; "
+            f"score {r.score:.3f}")
