@@ -54,11 +54,13 @@ def run(out_json:str, paths:list[str], flags=("gpu", "multigpu"), deadline:float
         cwd = os.getcwd(); os.chdir(p.parent)
         try:
             _run_cell("import os, sys, time, json, torch\nfrom pathlib import Path\nfrom fastcore.test import *", ns)
-            for c in nb["cells"]:   # every top-level import of the CPU cells, one line at a time (a failing one is skipped)
+            for c in nb["cells"]:   # every top-level import statement of the CPU cells, one at a time (a failing one is skipped)
                 src = ''.join(c["source"])
                 if c["cell_type"] != "code" or _flags(src) & set(flags): continue
-                for l in src.splitlines():
-                    if re.match(r"(import|from)\s", l) and not l.rstrip().endswith(("(", "\\")): _run_cell(l, ns)
+                try: tree = ast.parse(src)
+                except SyntaxError: continue  # a cell with notebook magics
+                for node in tree.body:
+                    if isinstance(node, (ast.Import, ast.ImportFrom)): _run_cell(ast.unparse(node), ns)
             if m: _run_cell(f"from llm_methods.{m.group(1)} import *", ns)
             for c in nb["cells"]:
                 src = ''.join(c["source"])
