@@ -4,16 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, random, time, threading, socket, json, dataclasses, typing
+import os, random, time, threading, socket, json, dataclasses, typing, shutil
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['home_dir', 'cached_dir', 'write_atomic', 'seed_everything', 'get_device', 'Meter', 'count_params', 'tiny_llama',
-           'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'from_dict',
-           'to_dict']
+__all__ = ['WEIGHT_FILES', 'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'get_device',
+           'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable', 'load_model',
+           'load_tokenizer', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def home_dir() -> Path:
@@ -42,6 +42,26 @@ def cached_dir(kind:str, # sub-folder of home_dir(), e.g. "base"
             (tmp / "DONE").write_text("ok")
             shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
     return final
+
+# %% ../nbs/00_core.ipynb #81673592
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
+
+def save_pretrained_atomic(dest:str|Path, *objs) -> Path:
+    "`save_pretrained` each of `objs` (model, tokenizer, ...) into `dest`; a crash while saving leaves the previous save whole."
+    dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for o in objs: o.save_pretrained(tmp, **({"safe_serialization": True} if isinstance(o, torch.nn.Module) else {}))
+        if not dest.exists(): os.replace(tmp, dest); return dest  # a new folder: one rename, all or nothing
+        new = {q.name for q in tmp.iterdir()}
+        for q in sorted(tmp.iterdir(), key=lambda q: q.name.endswith("config.json")):  # configs last
+            if q.is_dir(): shutil.rmtree(dest / q.name, ignore_errors=True)
+            os.replace(q, dest / q.name)  # one file at a time, each atomic; dest's own subfolders (checkpoints) stay
+        for q in dest.iterdir():  # weights of an older save in another layout would be loaded instead of the new ones
+            if q.is_file() and q.name not in new and any(q.match(g) for g in WEIGHT_FILES): q.unlink()
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 # %% ../nbs/00_core.ipynb #6ee81930
 def write_atomic(p:str|Path, text:str) -> Path:

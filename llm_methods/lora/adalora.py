@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, time, shutil, dataclasses
 from dataclasses import dataclass, field
 import torch
-from ..core import home_dir, seed_everything, count_params, Meter
+from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
 from ..base import _history_callback
 from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows
@@ -146,7 +146,7 @@ def run_adalora(cfg:AdaLoraRunConfig) -> Result:
     model = info["model"]
     ranks = adalora_active_ranks(model)
     ra = model.base_model.rankallocator
-    if cfg.adapter_dir: model.save_pretrained(cfg.adapter_dir, safe_serialization=True); tok.save_pretrained(cfg.adapter_dir)
+    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
     res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, init_r=cfg.init_r, target_r=cfg.target_r,
                         steps=cfg.steps, ranks=ranks, init_budget=ra.init_bgt, target_budget=ra.target_bgt)
     if cfg.record: record_result(res)

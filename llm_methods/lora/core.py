@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import home_dir, seed_everything, count_params, Meter
+from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
 from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result
 
@@ -161,7 +161,7 @@ def run_lora(cfg:LoraRunConfig) -> Result:
     model = info["model"]
     trainable = count_params(model)[0]  # counted before a merge removes the adapter
     if cfg.merge: model = model.merge_and_unload()
-    if cfg.adapter_dir: model.save_pretrained(cfg.adapter_dir, safe_serialization=True); tok.save_pretrained(cfg.adapter_dir)
+    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
     res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, alpha=cfg.alpha,
                         target_modules=cfg.target_modules, merged=cfg.merge, steps=cfg.steps)
     res.trainable_params = trainable

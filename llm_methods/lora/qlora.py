@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
-from ..core import home_dir, seed_everything, count_params, Meter, get_device, load_model, load_tokenizer
+from ..core import home_dir, seed_everything, count_params, Meter, get_device, load_model, load_tokenizer, save_pretrained_atomic
 from ..evaluate import Result, record_result
 from ..sft import sft_train, training_rows, finish_result
 from .core import LoraRunConfig, lora_config, predicted_train_mem_mb, tiny_base_path
@@ -165,7 +165,7 @@ def run_qlora(cfg:QLoraRunConfig) -> Result:
     res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "qlora", 2 if compute != "float32" else 4)
     if cfg.record: record_result(res)
     res.extra["history"] = info["history"]
-    if cfg.adapter_dir: model.save_pretrained(cfg.adapter_dir, safe_serialization=True); tok.save_pretrained(cfg.adapter_dir)
+    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
     return res
 
 # %% ../../nbs/03a_qlora.ipynb #2893b638

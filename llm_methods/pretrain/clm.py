@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from ..core import (seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, LoadError,
-                              tiny_llama, tiny_gpt2, tiny_bert, from_dict)
+                              tiny_llama, tiny_gpt2, tiny_bert, from_dict, save_pretrained_atomic)
 from ..data import TinyWorld, WorldConfig, train_tokenizer
 from ..evaluate import evaluate, perplexity, make_result, record_result, Result, device_name
 from ..base import train_causal_lm, CLMConfig, check_lm_fits, plot_loss
@@ -273,8 +273,6 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
                  first_loss=hist[0]["loss"] if hist else None, final_loss=hist[-1]["loss"] if hist else None,
                  history=hist, train_s=round(info["train_s"], 2), **_throughput(model, tok, cfg, info["tokens"], info["train_s"]))
     res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), extra=extra)
-    if cfg.output_dir:
-        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(cfg.output_dir, safe_serialization=True); tok.save_pretrained(cfg.output_dir)
+    if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
     if cfg.record: record_result(res)
     return res

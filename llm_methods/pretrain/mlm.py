@@ -6,7 +6,7 @@
 from __future__ import annotations
 import random, time, math, dataclasses
 import torch
-from ..core import seed_everything, count_params, Meter, home_dir
+from ..core import seed_everything, count_params, Meter, home_dir, save_pretrained_atomic
 from ..evaluate import make_result, record_result, Result, EvalReport
 from ..base import trainer_device_args, _history_callback, plot_loss
 from .clm import PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
@@ -166,6 +166,6 @@ def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list
                  first_loss=hist[0]["loss"] if hist else None, final_loss=hist[-1]["loss"] if hist else None, history=hist,
                  train_s=round(info["train_s"], 2), tokens=info["tokens"], tokens_per_s=round(info["tokens"] / info["train_s"], 1))
     res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), extra=extra)
-    if cfg.output_dir: model.save_pretrained(cfg.output_dir, safe_serialization=True); tok.save_pretrained(cfg.output_dir)
+    if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
     if cfg.record: record_result(res)
     return res

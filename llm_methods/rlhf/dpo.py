@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer
+from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result, EvalReport
 from .common import (tiny_sft, sft_path, preference_dataset, rlhf_heldout, chat_prompts, render_completion,
@@ -185,7 +185,7 @@ def run_dpo(cfg:DPORunConfig) -> Result:
         imp = implicit_accuracy(pol, None if cfg.lora_r else tr.ref_model, tok, tiny_world().preferences("heldout"), cfg.beta) if cfg.data is None else None
     if cfg.output_dir:
         out = pol.merge_and_unload() if cfg.lora_r else pol
-        out.save_pretrained(cfg.output_dir, safe_serialization=True); tok.save_pretrained(cfg.output_dir)
+        save_pretrained_atomic(cfg.output_dir, out, tok)
     res = make_result(cfg.method, rep, pol, m, extra={
         "beta": cfg.beta, "lr": cfg.lr, "steps": cfg.steps, "sft_weight": cfg.sft_weight, "lora_r": cfg.lora_r,
         "heldout_implicit_acc": imp["accuracy"] if imp else None, "chosen_logp_change": imp["chosen_logp_change"] if imp else None,

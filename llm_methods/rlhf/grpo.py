@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, time, shutil, dataclasses
 from dataclasses import dataclass, field
 import torch
-from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer
+from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic
 from ..base import tiny_world, trainer_device_args, _history_callback
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
 from .common import tiny_sft, rlhf_heldout
@@ -122,7 +122,7 @@ def run_grpo(cfg:GRPORunConfig) -> Result:
         rep = evaluate(info["model"], tok, rlhf_heldout(cfg.eval_n_per_task), style="chat")
     if cfg.output_dir:
         out = info["model"].merge_and_unload() if cfg.lora_r else info["model"]
-        out.save_pretrained(cfg.output_dir, safe_serialization=True); tok.save_pretrained(cfg.output_dir)
+        save_pretrained_atomic(cfg.output_dir, out, tok)
     h = info["history"]
     res = make_result(cfg.method, rep, info["model"], m, extra={
         "reward": "exact match (programmatic)", "steps": cfg.steps, "num_generations": cfg.num_generations, "beta": cfg.beta,

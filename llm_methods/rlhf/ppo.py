@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer
+from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
 from ..base import tiny_world
 from ..evaluate import evaluate, generate_greedy, make_result, record_result, Result, EvalReport
 from .common import tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_logprobs, render_completion
@@ -549,7 +549,7 @@ def save_pretrained(self:PPOTrainer, path:str|Path) -> Path:
     if self.rank: return Path(path)
     lm = self.policy
     if self.cfg.lora_r: lm = copy.deepcopy(lm).merge_and_unload()
-    lm.save_pretrained(path, safe_serialization=True); self.tok.save_pretrained(path)
+    save_pretrained_atomic(path, lm, self.tok)
     return Path(path)
 
 # %% ../../nbs/06b_ppo.ipynb #9c95462e

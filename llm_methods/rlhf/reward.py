@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict
+from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict, save_pretrained_atomic
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss
 from ..evaluate import Result, EvalReport, make_result, record_result
 from .common import (tiny_sft, sft_path, cached_build, config_key, preference_dataset, qa_prompt,
@@ -234,7 +234,7 @@ def run_reward(cfg:RewardRunConfig) -> Result:
         info = reward_train(model, tok, rows, cfg)
         acc = pairwise_accuracy(info["model"], tok, ev) if ev else {"accuracy": 0.0, "per_task": {}, "margin": None, "n": 0}
     if cfg.output_dir:
-        info["model"].save_pretrained(cfg.output_dir, safe_serialization=True); tok.save_pretrained(cfg.output_dir)
+        save_pretrained_atomic(cfg.output_dir, info["model"], tok)
     rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
     res = make_result(cfg.method, rep, info["model"], m, extra={
         "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
