@@ -8,7 +8,7 @@ import os, json, math, shutil, hashlib, dataclasses, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_params, get_device, Meter, load_model, load_tokenizer
+from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_params, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic
 from .data import TinyWorld, WorldConfig, train_tokenizer
 
 # %% auto #0
@@ -232,10 +232,7 @@ def random_checkpoint(path:str|Path, # folder to write (config.json, model.safet
                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
-    tmp = path.with_name(path.name + ".partial"); shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
-    shutil.rmtree(path, ignore_errors=True); tmp.rename(path)  # all or nothing: a crash leaves no half-written folder
-    return str(path)
+    return str(save_pretrained_atomic(path, model, tok))  # all or nothing: a crash leaves no half-written folder
 
 def stand_in_model(size:str="qwen2-0.5b") -> str:
     "The model a GPU cell trains: `LLM_METHODS_MODEL` (hub id or folder) if set, else a `random_checkpoint` of `size` (cached)."
