@@ -20,7 +20,7 @@ __all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'LAUNCH_STAGES
            'check_ds_config', 'parse_hostfile', 'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch',
            'prepare_launch', 'launch_command', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve',
            'state_vs_prediction', 'compat_cell', 'compat_matrix', 'matrix_markdown', 'RandomSFTConfig', 'kernel_kind',
-           'profile_summary', 'zero3_leaf_layers', 'run_random_sft']
+           'profile_summary', 'zero3_leaf_layers', 'apply_zero3_leaf', 'run_random_sft']
 
 # %% ../nbs/07_distributed.ipynb #b74fb9c2
 PARTITIONED = {0: (), 1: ("optimizer states",), 2: ("optimizer states", "gradients"),
@@ -701,6 +701,12 @@ def zero3_leaf_layers(model) -> list[str]:
     set_z3_leaf_modules(model, names)  # DeepSpeed then hooks the block, not each linear layer inside it
     return names
 
+def apply_zero3_leaf(model, ds) -> list[str]:
+    "Check that `ds` (a DeepSpeed config) is ZeRO-3, then `zero3_leaf_layers(model)`: the `zero3_leaf` setting of SFT and random-sft."
+    if (load_ds_config(ds or {}).get("zero_optimization") or {}).get("stage") != 3:
+        raise ValueError("zero3_leaf needs a ZeRO-3 DeepSpeed config (launch with --deepspeed zero3)")
+    return zero3_leaf_layers(model)
+
 def run_random_sft(cfg:RandomSFTConfig):
     "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
     from transformers import LlamaConfig, AutoModelForCausalLM
@@ -730,10 +736,7 @@ def run_random_sft(cfg:RandomSFTConfig):
     with Meter() as m:
         model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
         n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-        if cfg.zero3_leaf:
-            if (load_ds_config(cfg.deepspeed or {}).get("zero_optimization") or {}).get("stage") != 3:
-                raise ValueError("RandomSFTConfig.zero3_leaf needs a ZeRO-3 DeepSpeed config (launch with --deepspeed zero3)")
-            zero3_leaf_layers(model)
+        if cfg.zero3_leaf: apply_zero3_leaf(model, cfg.deepspeed)
         end = cfg.steps - cfg.profile_steps; prof = {}
         cbs = [_history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)]
         if cfg.profile_steps: cbs.append(_profiler_callback(dev, end, cfg.profile_steps, prof))

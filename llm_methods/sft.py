@@ -79,6 +79,7 @@ class SFTRunConfig:
     bf16: bool|None = None # None: on for GPUs with bf16, off on CPU
     gradient_checkpointing: bool|None = None # None: off on CPU (slower there), off for tiny models
     deepspeed: str|None = None # DeepSpeed config (file or name of a shipped one)
+    zero3_leaf: bool = False # ZeRO-3: gather each transformer block's weights in one go (faster; `distributed.zero3_leaf_layers`)
     output_dir: str|None = None # checkpoints go here when save_steps > 0
     save_steps: int = 0
     resume: str|None = None # "latest" (newest complete checkpoint in output_dir; fresh start if none) or a checkpoint folder
@@ -140,6 +141,9 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     hist = _history_callback()
     guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11): stop at the first NaN/inf
     seed_everything(cfg.seed)
+    if getattr(cfg, "zero3_leaf", False):
+        from llm_methods.distributed import apply_zero3_leaf
+        apply_zero3_leaf(model, cfg.deepspeed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          peft_config=peft_config, callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
     quiet_trainer(trainer, cfg.progress)

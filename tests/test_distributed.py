@@ -1,10 +1,11 @@
 """Multi-process DeepSpeed launches on CPU (what a notebook cannot test: several real processes over gloo).
 
 A 6-step tiny SFT (global batch 8) runs as one process, as 2 processes under ZeRO-2, and as two simulated nodes
-(two rendezvous calls on localhost, one process each) under ZeRO-3. The two-process loss curves must equal the
-one-process curve within a relative 1e-4 (measured: equal to ~1e-7), and every rank must hold the share of the
-training state that ZeRO's partitioning predicts. Cost on 2 idle cores: ~35 s per launch, plus a one-time ~2 min
-build of DeepSpeed's shm_comm op (cached in $TORCH_EXTENSIONS_DIR; the CI script sets it).
+(two rendezvous calls on localhost, one process each) under ZeRO-3 with whole-layer gathers (`zero3_leaf`). The
+two-process loss curves must equal the one-process curve within a relative 1e-4 (measured: equal to ~1e-7), and
+every rank must hold the share of the training state that ZeRO's partitioning predicts. Cost on 2 idle cores:
+~35 s per launch, plus a one-time ~2 min build of DeepSpeed's shm_comm op (cached in $TORCH_EXTENSIONS_DIR; the CI
+script sets it).
 """
 import os, threading, socket
 import pytest
@@ -50,7 +51,7 @@ def test_zero3_two_simulated_nodes_match_one_process(single, tmp_path):
     rcs, dirs = {}, {r: tmp_path / f"node{r}" for r in (0, 1)}
     def node(r):
         rcs[r] = launch("sft", "zero3", gpus=1, hostfile=str(hosts), device="cpu", node_rank=r, master_addr="127.0.0.1",
-                        master_port=port, overrides={**SMALL, "batch_size": 4}, run_dir=str(dirs[r]), stream=False)
+                        master_port=port, overrides={**SMALL, "batch_size": 4, "zero3_leaf": True}, run_dir=str(dirs[r]), stream=False)
     threads = [threading.Thread(target=node, args=(r,)) for r in (0, 1)]
     for t in threads: t.start()
     for t in threads: t.join(timeout=900)
