@@ -11,8 +11,9 @@ import torch
 from .core import home_dir, count_params, Meter
 
 # %% auto #0
-__all__ = ['STYLES', 'format_prompt', 'is_prompt_learning', 'generate_greedy', 'EvalReport', 'evaluate', 'perplexity', 'Result',
-           'device_name', 'make_result', 'results_path', 'record_result', 'load_results', 'results_table']
+__all__ = ['STYLES', 'format_prompt', 'is_prompt_learning', 'generate_greedy', 'EvalReport', 'evaluate', 'perplexity',
+           'answer_loss', 'Result', 'device_name', 'make_result', 'results_path', 'record_result', 'load_results',
+           'results_table']
 
 # %% ../nbs/00b_evaluate.ipynb #91fe5346
 STYLES = ("plain", "qa", "chat")
@@ -148,6 +149,33 @@ def perplexity(model, tok, texts:list[str], batch_size:int=32, max_length:int|No
         n += int((tgt != -100).sum())
     if was_training: model.train()
     return math.exp(nll / n)
+
+# %% ../nbs/00b_evaluate.ipynb #e2f97779
+@torch.no_grad()
+def answer_loss(model, tok, rows:list[dict], # instruction rows with `prompt` and `completion`
+                batch_size:int=64) -> float:
+    "Mean cross-entropy (nats per token) of each row's completion + eos after its chat-formatted prompt."
+    was = model.training; model.eval()
+    dev = next(model.parameters()).device
+    tot, n = 0.0, 0
+    try:
+        for i in range(0, len(rows), batch_size):
+            seqs, starts = [], []
+            for r in rows[i:i + batch_size]:
+                p = tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=False)
+                pi = tok(p, add_special_tokens=False)["input_ids"]
+                ci = tok(r["completion"] + tok.eos_token, add_special_tokens=False)["input_ids"]
+                seqs.append(pi + ci); starts.append(len(pi))
+            L = max(map(len, seqs))
+            ids = torch.full((len(seqs), L), tok.pad_token_id); mask = torch.zeros_like(ids)
+            for j, s in enumerate(seqs): ids[j, :len(s)] = torch.tensor(s); mask[j, :len(s)] = 1  # right padding
+            logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits[:, -L:].float()  # drop virtual positions
+            for j, (s, st) in enumerate(zip(seqs, starts)):
+                tot += torch.nn.functional.cross_entropy(logits[j, st - 1:len(s) - 1], ids[j, st:len(s)].to(dev), reduction="sum").item()
+                n += len(s) - st
+    finally:
+        if was: model.train()
+    return tot / n
 
 # %% ../nbs/00b_evaluate.ipynb #70640392
 @dataclass

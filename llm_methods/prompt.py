@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from .core import seed_everything, count_params, Meter, get_device
-from .evaluate import evaluate, generate_greedy, is_prompt_learning, Result
+from .evaluate import evaluate, generate_greedy, is_prompt_learning, Result, answer_loss
 from .sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result
 
 # %% auto #0
 __all__ = ['PROMPT_METHODS', 'prepend_prompt', 'SoftPrompt', 'PromptEncoder', 'PrefixKV', 'attention_to_virtual',
            'greedy_reference', 'greedy_library', 'safe_generate', 'PromptRunConfig', 'PromptTuningRunConfig',
            'PTuningRunConfig', 'PrefixRunConfig', 'peft_config_for', 'prompt_train', 'run_prompt_method',
-           'run_prompt_tuning', 'run_ptuning', 'run_prefix', 'answer_loss']
+           'run_prompt_tuning', 'run_ptuning', 'run_prefix']
 
 # %% ../nbs/04_prompt.ipynb #f4dd3646
 def prepend_prompt(model, prompts:torch.Tensor, # (n, d) one prompt for all rows, or (B, n, d)
@@ -241,30 +241,3 @@ def _tiny_base_path() -> str:
 def run_prompt_tuning(cfg:PromptTuningRunConfig) -> Result: "CLI stage `prompt-tuning`."; return run_prompt_method(cfg)
 def run_ptuning(cfg:PTuningRunConfig) -> Result: "CLI stage `ptuning`."; return run_prompt_method(cfg)
 def run_prefix(cfg:PrefixRunConfig) -> Result: "CLI stage `prefix`."; return run_prompt_method(cfg)
-
-# %% ../nbs/04_prompt.ipynb #84d67bc5
-@torch.no_grad()
-def answer_loss(model, tok, rows:list[dict], # instruction rows with `prompt` and `completion`
-                batch_size:int=64) -> float:
-    "Mean cross-entropy (nats per token) of each row's completion + eos after its chat-formatted prompt."
-    was = model.training; model.eval()
-    dev = next(model.parameters()).device
-    tot, n = 0.0, 0
-    try:
-        for i in range(0, len(rows), batch_size):
-            seqs, starts = [], []
-            for r in rows[i:i + batch_size]:
-                p = tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=False)
-                pi = tok(p, add_special_tokens=False)["input_ids"]
-                ci = tok(r["completion"] + tok.eos_token, add_special_tokens=False)["input_ids"]
-                seqs.append(pi + ci); starts.append(len(pi))
-            L = max(map(len, seqs))
-            ids = torch.full((len(seqs), L), tok.pad_token_id); mask = torch.zeros_like(ids)
-            for j, s in enumerate(seqs): ids[j, :len(s)] = torch.tensor(s); mask[j, :len(s)] = 1  # right padding
-            logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits[:, -L:].float()  # drop virtual positions
-            for j, (s, st) in enumerate(zip(seqs, starts)):
-                tot += torch.nn.functional.cross_entropy(logits[j, st - 1:len(s) - 1], ids[j, st:len(s)].to(dev), reduction="sum").item()
-                n += len(s) - st
-    finally:
-        if was: model.train()
-    return tot / n

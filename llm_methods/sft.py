@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict
 from .data import TinyWorld, validate_rows, FORMATS
-from .evaluate import evaluate, make_result, record_result, Result, EvalReport
+from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
 from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer
 
 # %% auto #0
@@ -206,7 +206,6 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     # Trainer's bf16 is autocast: weights keep the dtype they were loaded in, so that is what the prediction uses
     pred = predicted_train_mem_mb(model, tok, rows, cfg, dtype_bytes=next(model.parameters()).element_size())
     if cfg.data is None and getattr(tok, "chat_template", None):  # the held-out answers' cross-entropy: shows learning that exact match (all or nothing) hides
-        from llm_methods.prompt import answer_loss   # defined with the prompt methods (04), whose EM stays near 0
         items = tiny_world().heldout(tasks=["fact", "add", "rev"], n_per_task=cfg.eval_n_per_task)
         extra.setdefault("answer_loss", round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4))
     res = make_result(method, rep, model, meter, predicted_mem_mb=pred, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
