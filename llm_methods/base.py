@@ -214,8 +214,6 @@ CHECKPOINT_SHAPES = {  # (architecture, shape) of random_checkpoint's sizes
                                  num_key_value_heads=2, tie_word_embeddings=True)),  # Qwen2.5-0.5B
     "qwen2-tiny": ("qwen2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                                  num_key_value_heads=2, tie_word_embeddings=True)),  # the same architecture, CPU-sized
-    "llama-1b": ("llama", dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
-                               num_key_value_heads=4, tie_word_embeddings=False)),   # TinyLlama-1.1B
 }
 
 def random_checkpoint(path:str|Path, # folder to write (config.json, model.safetensors, tokenizer files)
@@ -226,7 +224,7 @@ def random_checkpoint(path:str|Path, # folder to write (config.json, model.safet
     if size not in CHECKPOINT_SHAPES: raise ValueError(f"random_checkpoint size must be one of {list(CHECKPOINT_SHAPES)}, got {size!r}")
     arch, shape = CHECKPOINT_SHAPES[size]
     path = Path(path)
-    if (path / "config.json").exists() and (path / "model.safetensors").exists(): return str(path)  # written before
+    if (path / "config.json").exists(): return str(path)  # written before (saves are atomic: a folder that exists is whole)
     _, tok = tiny_base()
     cfg = AutoConfig.for_model(arch, **shape, vocab_size=len(tok), max_position_embeddings=max_len, pad_token_id=tok.pad_token_id,
                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)

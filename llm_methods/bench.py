@@ -675,7 +675,7 @@ def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
     return zero_scaling(rows)
 
 def zero_scaling(rows:list[dict]) -> list[dict]:
-    "`rows` (of one call) with `scaling` = steady tokens/s ÷ the best one-GPU run's of the same shape, batch and seq; `per_gpu` = scaling ÷ GPUs."
+    "`rows` (of one call) with `scaling` = steady tokens/s ÷ the best one-GPU run's of the same shape, batch and seq."
     key = lambda r: (r["shape"], r["batch"], r["seq"])
     one = {}
     for r in rows:
@@ -683,7 +683,6 @@ def zero_scaling(rows:list[dict]) -> list[dict]:
     for r in rows:
         base = one.get(key(r))
         r["scaling"] = round(r["steady_tokens_per_s"] / base, 3) if base and r["steady_tokens_per_s"] else None
-        r["per_gpu"] = round(r["scaling"] / r["gpus"], 3) if r["scaling"] else None
     return rows
 
 def zero_table(rows:list[dict], kernels:bool=True) -> str:

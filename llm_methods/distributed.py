@@ -664,7 +664,7 @@ def profile_summary(prof, steps:int, wall_s:float, top:int=12) -> dict:
     t = (lambda e: e.self_device_time_total) if gpu else (lambda e: e.self_cpu_time_total)  # microseconds
     evs = [e for e in evs if t(e) > 0 and (not gpu or e.device_type != torch.autograd.DeviceType.CPU)]  # kernels, not the ops that launched them
     by = {}
-    for e in evs: by[kernel_kind(e.key)] = by.get(kernel_kind(e.key), 0.0) + t(e) / 1e3 / steps
+    for e in evs: k = kernel_kind(e.key); by[k] = by.get(k, 0.0) + t(e) / 1e3 / steps
     busy = sum(v for k, v in by.items() if k != "communication")  # compute stream(s); communication runs on its own stream
     evs.sort(key=lambda e: -t(e))
     return dict(timer="gpu kernels" if gpu else "cpu ops", steps=steps, wall_ms=round(1e3 * wall_s / steps, 1), compute_ms=round(busy, 1),
@@ -692,16 +692,15 @@ ZERO_FAST = {"zero_optimization.reduce_bucket_size": 5e8}  # 'ds.' settings: one
 ZERO3_FAST = {**ZERO_FAST, "zero_optimization.stage3_prefetch_bucket_size": 5e8,  # ...and ZeRO-3 weights fetched ahead in 500 M
               "zero_optimization.stage3_param_persistence_threshold": 1e6}       # ...and tensors under 1 M elements kept whole
 
-def zero3_leaf_layers(model) -> list[str]:
-    "Mark `model`'s transformer blocks (🤗's `_no_split_modules` classes) as ZeRO-3 leaf modules; returns the class names."
+def zero3_leaf_layers(model) -> list:
+    "Mark `model`'s transformer blocks (🤗's `_no_split_modules` classes) as ZeRO-3 leaf modules; returns the modules marked."
     from deepspeed.utils import set_z3_leaf_modules
     names = list(getattr(model, "_no_split_modules", None) or [])
     if not names: raise ValueError(f"{type(model).__name__} names no transformer block class (_no_split_modules): pass the classes "
                                    "to deepspeed.utils.set_z3_leaf_modules yourself")
-    set_z3_leaf_modules(model, names)  # DeepSpeed then hooks the block, not each linear layer inside it
-    return names
+    return set_z3_leaf_modules(model, names)  # DeepSpeed then hooks the block, not each linear layer inside it
 
-def apply_zero3_leaf(model, ds) -> list[str]:
+def apply_zero3_leaf(model, ds) -> list:
     "Check that `ds` (a DeepSpeed config) is ZeRO-3, then `zero3_leaf_layers(model)`: the `zero3_leaf` setting of SFT and random-sft."
     if (load_ds_config(ds or {}).get("zero_optimization") or {}).get("stage") != 3:
         raise ValueError("zero3_leaf needs a ZeRO-3 DeepSpeed config (launch with --deepspeed zero3)")
@@ -736,11 +735,10 @@ def run_random_sft(cfg:RandomSFTConfig):
     with Meter() as m:
         model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
         n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-        if cfg.zero3_leaf: apply_zero3_leaf(model, cfg.deepspeed)
+        leaves = len(apply_zero3_leaf(model, cfg.deepspeed)) if cfg.zero3_leaf else 0
         end = cfg.steps - cfg.profile_steps; prof = {}
-        cbs = [_history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)]
-        if cfg.profile_steps: cbs.append(_profiler_callback(dev, end, cfg.profile_steps, prof))
-        hist, clock = cbs[:2]
+        hist, clock = _history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)
+        cbs = [hist, clock] + ([_profiler_callback(dev, end, cfg.profile_steps, prof)] if cfg.profile_steps else [])
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs)
         t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
@@ -751,7 +749,7 @@ def run_random_sft(cfg:RandomSFTConfig):
                                  tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
                                  steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
                                  flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
-                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None, zero3_leaf=cfg.zero3_leaf,
+                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None, zero3_leaf_modules=leaves,
                                  cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))
     if cfg.record: record_result(res)
     return res

@@ -141,7 +141,7 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     hist = _history_callback()
     guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11): stop at the first NaN/inf
     seed_everything(cfg.seed)
-    if getattr(cfg, "zero3_leaf", False):
+    if cfg.zero3_leaf:
         from llm_methods.distributed import apply_zero3_leaf
         apply_zero3_leaf(model, cfg.deepspeed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
