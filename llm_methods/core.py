@@ -4,21 +4,52 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, random, time, threading, socket, json, dataclasses, typing, shutil
+import os, random, time, threading, socket, json, dataclasses, typing, shutil, logging
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
 import torch
 
+class _DropRecords(logging.Filter):
+    "Drop log records whose message starts with one of `starts`."
+    def __init__(self, *starts): super().__init__(); self.starts = starts
+    def filter(self, record): return not str(record.msg).startswith(self.starts)
+
+# bitsandbytes on an AVX512-BF16 CPU tries, when imported, to fetch a faster kernel from the Hugging Face kernel hub
+# (`backends/cpu/ops.py`: `get_kernel("kernels-community/quantization-bitsandbytes")`). Offline, or with the hub's
+# trust check unmet, it logs a warning that suggests `trust_remote_code=True` and uses its own kernel, as it would
+# anyway. Nothing to act on, and the suggestion lowers a safety setting: that one record is dropped.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropRecords("Failed to load CPU gemm_4bit_forward"))
+# DeepSpeed (imported by TRL and accelerate) probes for an accelerator and warns when it settles on the CPU: say so up front.
+if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'get_device',
-           'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable', 'load_model',
-           'load_tokenizer', 'from_dict', 'to_dict']
+__all__ = ['WEIGHT_FILES', 'code_fingerprint', 'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic',
+           'seed_everything', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert',
+           'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
+def code_fingerprint() -> str:
+    "A short hash of the installed package's files (code, configs, the shipped base): what the default cache is keyed by."
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        import hashlib
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                h.update(str(f.relative_to(root)).encode()); h.update(f.read_bytes())
+        _FINGERPRINT = h.hexdigest()[:10]
+    return _FINGERPRINT
+_FINGERPRINT = None
+
 def home_dir() -> Path:
-    "The folder where llm_methods caches what it builds (`$LLM_METHODS_HOME`, default `~/.cache/llm_methods`)."
-    p = Path(os.environ.get("LLM_METHODS_HOME", Path.home()/".cache"/"llm_methods")).expanduser()
+    "The folder where llm_methods caches what it builds: `$LLM_METHODS_HOME`, else `~/.cache/llm_methods/<version>-<code hash>`."
+    env = os.environ.get("LLM_METHODS_HOME")
+    if env: p = Path(env).expanduser()
+    else:
+        from llm_methods import __version__
+        p = Path.home() / ".cache" / "llm_methods" / f"{__version__}-{code_fingerprint()}"
     p.mkdir(parents=True, exist_ok=True)
     return p
 

@@ -4,14 +4,14 @@
 
 # %% ../nbs/08_compare.ipynb #fb897a69
 from __future__ import annotations
-import json, csv, time, dataclasses, importlib, sys, traceback
+import json, csv, time, dataclasses, importlib, sys, os, traceback, contextlib, shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from .core import from_dict, seed_everything, Meter, count_params, write_atomic
+from .core import from_dict, seed_everything, Meter, count_params, write_atomic, home_dir
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 
 # %% auto #0
-__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'PipelineConfig', 'available_stages', 'run_pipeline',
+__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'PipelineConfig', 'available_stages', 'RunResults', 'run_pipeline',
            'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
@@ -54,7 +54,8 @@ class PipelineConfig:
     model: str|None = None # a HF checkpoint for every stage that takes `model` (None: the tiny default)
     fresh: bool = False # ignore finished stages and run everything again
     overrides: dict = field(default_factory=dict) # {stage: {field: value}}
-    keep_going: bool = False # on a failing stage, record the error and continue
+    keep_going: bool = True # a failing stage is recorded (`<out>/<stage>/error.txt`) and the run goes on to the table; the exit status is 1
+    verbose: bool = False # show every stage's own output here (default: one line per stage here, the rest in `<out>/<stage>/log.txt`)
     profile: str = "quick" # "quick": shorter LoRA-family, reward and RL runs on the tiny default; "full": every stage's defaults
     deepspeed: str|None = None # a DeepSpeed config (shipped name or JSON path) for every stage that trains with 🤗 Trainer
     icl_shots: str = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point)
@@ -82,38 +83,101 @@ def _stage_list(spec:str) -> list[str]:
     if bad: raise ValueError(f"unknown stage(s) {bad}; available: {', '.join(avail)}")
     return stages
 
-def run_pipeline(cfg:PipelineConfig|None=None) -> list[Result]:
-    "Run the stages in order, resuming finished ones from the run directory; write the results table."
-    from llm_methods.cli import STAGES
+class RunResults(list):
+    "The rows of a run (a list of `Result`) with `failed`: {stage: one-line cause} and `out`, the run directory."
+    def __init__(self, rows=(), failed:dict|None=None, out:Path|None=None):
+        super().__init__(rows); self.failed, self.out = dict(failed or {}), out
+
+@contextlib.contextmanager
+def _stage_output(log:Path, verbose:bool):
+    "Send all a stage prints (Python, C libraries, warnings, progress bars) to `log`; `verbose`: leave it on the console."
+    if verbose: yield; return
+    sys.stdout.flush(); sys.stderr.flush()
+    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        saved = []
+        try:  # the file descriptors too: loggers that hold the old stream and C code write to fd 1/2
+            for fd in (1, 2): saved.append((fd, os.dup(fd))); os.dup2(f.fileno(), fd)
+        except OSError: pass
+        try: yield
+        finally:
+            f.flush()
+            for fd, keep in saved: os.dup2(keep, fd); os.close(keep)
+
+def _console():
+    "A stream to the console that stays there while a stage's output is redirected (a copy of fd 2, or the notebook's)."
+    try:
+        if sys.stderr.fileno() == 2: return os.fdopen(os.dup(2), "w", buffering=1)
+    except (OSError, ValueError, AttributeError): pass
+    return sys.stderr
+
+def _rerun_command(cfg:PipelineConfig, out:Path) -> str:
+    "The `llm_methods run` command that continues this run (finished stages are kept, failed ones run again)."
+    args = ["llm_methods", "run", "--out", str(out)]
+    if cfg.stages != "all": args += ["--stages", cfg.stages]
+    if cfg.model: args += ["--model", cfg.model]
+    if cfg.profile != "quick": args += ["--profile", cfg.profile]
+    if cfg.deepspeed: args += ["--deepspeed", cfg.deepspeed]
+    return shlex.join(args)
+
+def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
+    "Run the stages in order, resuming finished ones from the run directory; write the results table and figure."
     cfg = cfg or PipelineConfig()
     stages = _stage_list(cfg.stages)
     for s in cfg.overrides:
         if s not in stages: raise ValueError(f"overrides for stage {s!r}, which is not in this run ({', '.join(stages)})")
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     _check_run_dir(out, cfg)
-    results = []
+    results, failed = RunResults(out=out), {}
+    con = _console()
+    bar = None
+    if not cfg.verbose and getattr(con, "isatty", lambda: False)():
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(stages), file=con, leave=False, bar_format="{n}/{total} stages |{bar:20}| {elapsed} {postfix}")
+    say = (lambda line: bar.write(line, file=con)) if bar else (lambda line: print(line, file=con, flush=True))
+    w = max(len(s) for s in stages)
     for i, s in enumerate(stages):
+        tag = f"[{i + 1:>{len(str(len(stages)))}}/{len(stages)}] {s:<{w}}"
         done = out / s / "result.json"
         if done.exists() and not cfg.fresh:
             kept = json.loads(done.read_text()); kept = kept if isinstance(kept, list) else [kept]
-            results += [Result(**r) for r in kept]; print(f"[{i + 1}/{len(stages)}] {s}: finished earlier, kept"); continue
-        print(f"[{i + 1}/{len(stages)}] {s} ...", flush=True)
+            results += [Result(**r) for r in kept]; say(f"{tag}  finished earlier, kept")
+            if bar: bar.update()
+            continue
+        if bar: bar.set_postfix_str(f"{s} ...")
+        (out / s).mkdir(exist_ok=True); log = out / s / "log.txt"; log.write_text("")
+        (out / s / "error.txt").unlink(missing_ok=True)
         t0 = time.perf_counter()
-        try: got = _run_stage(s, cfg)
+        try:
+            with _stage_output(log, cfg.verbose): got = _run_stage(s, cfg)
         except Exception as e:
-            if not cfg.keep_going: raise
-            (out / s).mkdir(exist_ok=True); (out / s / "error.txt").write_text(traceback.format_exc())
-            print(f"    {s} failed: {type(e).__name__}: {e}"); continue
-        (out / s).mkdir(exist_ok=True)
+            if not cfg.keep_going:
+                if bar: bar.close()
+                raise
+            (out / s / "error.txt").write_text(traceback.format_exc())
+            cause = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:200]
+            failed[s] = cause; say(f"{tag}  FAILED after {time.perf_counter() - t0:.0f} s: {cause}")
+            if bar: bar.update()
+            continue
         hist = {r.method: r.extra.pop("history") for r in got if "history" in r.extra}
         for r in got: r.extra = {k: v for k, v in r.extra.items() if _jsonable(v)}  # e.g. a stage hands its model back in `extra`
         if hist: write_atomic(out / s / "history.json", json.dumps(hist, default=float))
         write_atomic(done, json.dumps([r.to_dict() for r in got] if len(got) > 1 else got[0].to_dict(), indent=1, default=float))
         results += got
-        print(f"    {s}: " + ", ".join(f"{r.method} {r.score:.1%}" for r in got) + f" in {time.perf_counter() - t0:.0f} s", flush=True)
+        say(f"{tag}  " + ", ".join(f"{r.method} {r.score:.1%}" for r in got) + f"  ({time.perf_counter() - t0:.0f} s)")
+        if bar: bar.update()
+    if bar: bar.close()
     write_tables(results, out)
-    try: plot_run(out)
-    except Exception as e: print(f"(figure not written: {type(e).__name__}: {e})")
+    try: plot_run(out); fig = f", figure {out / 'results.png'}"
+    except Exception as e: fig = f" (figure not written: {type(e).__name__}: {e})"
+    say(f"table {out / 'results.md'} (and .json, .csv){fig}; each stage's log in {out}/<stage>/log.txt; "
+        f"models cached in {home_dir()}")
+    if failed:
+        say(f"{len(failed)} of {len(stages)} stages failed ({', '.join(failed)}): the traceback is in {out}/<stage>/error.txt")
+        say(f"  run them again (finished stages are kept): {_rerun_command(cfg, out)}")
+        rest = [s for s in stages if s not in failed]
+        if rest: say(f"  or leave them out: {_rerun_command(dataclasses.replace(cfg, stages=','.join(rest)), out)}")
+    results.failed = failed
+    if con is not sys.stderr: con.close()
     return results
 
 def _check_run_dir(out:Path, cfg:PipelineConfig):

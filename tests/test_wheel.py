@@ -1,5 +1,5 @@
 "Install the package from a freshly built wheel into a new virtual environment and use the console script from there."
-import subprocess, sys, os, venv, pathlib, pytest
+import subprocess, sys, os, site, venv, pathlib, pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the venv must import the wheel's copy: no PYTHONPATH pointing at a source tree
@@ -12,9 +12,14 @@ def wheel_env(tmp_path_factory):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     whl, = (tmp / "dist").glob("llm_methods-*.whl")
-    # the dependencies (torch, transformers, ...) come from this interpreter's site-packages: the test is about the wheel
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(tmp / "venv")
+    # the dependencies (torch, transformers, ...) come from this interpreter's site-packages: the test is about the wheel.
+    # Not `system_site_packages=True`: inside a virtual environment (CI's, or a user's) that links the *base*
+    # interpreter's site-packages, where torch is not. A .pth file lists this interpreter's own site-packages instead;
+    # .pth files inside those folders (an editable install of the source tree) are not run, so the wheel is what imports.
+    venv.EnvBuilder(with_pip=True).create(tmp / "venv")
     py = tmp / "venv" / "bin" / "python"
+    r = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True)
+    (pathlib.Path(r.stdout.strip()) / "_parent_site.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     # --ignore-installed: an editable install of the source tree (as CI makes) must not satisfy the requirement
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(whl)], capture_output=True, text=True,
                        timeout=600, env=ENV)

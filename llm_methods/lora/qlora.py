@@ -15,9 +15,9 @@ from ..sft import sft_train, training_rows, finish_result
 from .core import LoraRunConfig, lora_config, predicted_train_mem_mb, tiny_base_path
 
 # %% auto #0
-__all__ = ['nf4_values', 'int4_values', 'fp4_values', 'quantize_4bit', 'dequantize_4bit', 'quant_error', 'quant_constant_bits',
-           'double_quantize', 'double_dequantize', 'bnb_4bit_config', 'load_4bit', 'quantized_nbytes', 'QLoraRunConfig',
-           'run_qlora', 'optimizer_memory']
+__all__ = ['nf4_values', 'int4_values', 'fp4_values', 'quantize_4bit', 'dequantize_4bit', 'exact_cpu_dequantize',
+           'cpu_packed_path', 'quant_error', 'quant_constant_bits', 'double_quantize', 'double_dequantize',
+           'bnb_4bit_config', 'load_4bit', 'quantized_nbytes', 'QLoraRunConfig', 'run_qlora', 'optimizer_memory']
 
 # %% ../../nbs/03a_qlora.ipynb #fa5b8666
 def nf4_values(delta:float|None=None, # distance of the outermost probabilities from 0 and 1
@@ -58,6 +58,41 @@ def dequantize_4bit(packed:torch.Tensor, absmax:torch.Tensor, code:torch.Tensor,
     "Undo `quantize_4bit`: look the indices up in `code` and scale each block by its absmax."
     idx = torch.stack([packed.reshape(-1) >> 4, packed.reshape(-1) & 0xF], dim=1).reshape(-1).long()
     return (code[idx].view(-1, blocksize) * absmax[:, None]).reshape(shape)
+
+# %% ../../nbs/03a_qlora.ipynb #b7c1d2e3
+_EXACT_CPU_DEQUANT = False
+
+def _dequantize_4bit_cpu(A, absmax, blocksize, quant_type, shape, dtype):
+    "bitsandbytes' `dequantize_4bit` op on CPU, computed by `dequantize_4bit` (one fp32 product per weight)."
+    import bitsandbytes.functional as F
+    code = F.get_4bit_type(quant_type, device=A.device)
+    return dequantize_4bit(A.view(torch.uint8), absmax.float(), code, shape, blocksize).to(dtype)
+
+def exact_cpu_dequantize() -> bool:
+    "Make bitsandbytes dequantize 4-bit weights on CPU with `dequantize_4bit` (its AVX512 kernel is wrong for rows that are not whole blocks)."
+    global _EXACT_CPU_DEQUANT
+    if _EXACT_CPU_DEQUANT: return False
+    import warnings, bitsandbytes  # noqa: F401  (defines the op being replaced)
+    with warnings.catch_warnings():  # torch says it overrides a kernel: that is the point
+        warnings.simplefilter("ignore", UserWarning)
+        torch.library.register_kernel("bitsandbytes::dequantize_4bit", "cpu", _dequantize_4bit_cpu)
+    _EXACT_CPU_DEQUANT = True
+    return True
+
+def cpu_packed_path(model:nn.Module) -> int:
+    "Keep bitsandbytes' AVX512-BF16 inference path only in the `Linear4bit` layers it can serve; the number that keep it."
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import has_avx512bf16
+    cpu_has = bool(has_avx512bf16())
+    kept = 0
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            qs = m.weight.quant_state
+            blocksize = qs.blocksize if qs is not None else 64
+            ok = cpu_has and m.in_features % blocksize == 0 and m.out_features % 32 == 0 and m.compute_dtype == torch.bfloat16
+            m.support_avx512bf16_for_cpu = ok
+            kept += ok
+    return kept
 
 # %% ../../nbs/03a_qlora.ipynb #f2594838
 def quant_error(x:torch.Tensor, code:torch.Tensor, blocksize:int=64) -> torch.Tensor:
@@ -103,10 +138,13 @@ def bnb_4bit_config(quant_type:str="nf4", double_quant:bool=True, compute_dtype:
                               bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
 
 def load_4bit(path:str, quant_type:str="nf4", double_quant:bool=True, compute_dtype:str="float32", device:str|None=None):
-    "Load the causal LM at `path` with its linear layers in 4-bit (bitsandbytes)."
+    "Load the causal LM at `path` with its linear layers in 4-bit (bitsandbytes), with the CPU guards above."
     dev = get_device(device)
-    return load_model(path, quantization_config=bnb_4bit_config(quant_type, double_quant, compute_dtype),
-                      device_map={"": str(dev) if dev.type != "cuda" else dev.index or 0})
+    if dev.type == "cpu": exact_cpu_dequantize()
+    model = load_model(path, quantization_config=bnb_4bit_config(quant_type, double_quant, compute_dtype),
+                       device_map={"": str(dev) if dev.type != "cuda" else dev.index or 0})
+    cpu_packed_path(model)  # a no-op on GPUs: the path is taken only for CPU inputs
+    return model
 
 def quantized_nbytes(model) -> dict:
     "Bytes bitsandbytes holds for the 4-bit weights of `model`: indices, constants, code tables; and the parameter count."
