@@ -58,7 +58,7 @@ class PipelineConfig:
     verbose: bool = False # show every stage's own output here (default: one line per stage here, the rest in `<out>/<stage>/log.txt`)
     profile: str = "quick" # "quick": shorter LoRA-family, reward and RL runs on the tiny default; "full": every stage's defaults
     deepspeed: str|None = None # a DeepSpeed config (shipped name or JSON path) for every stage that trains with 🤗 Trainer
-    icl_shots: str = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point)
+    icl_shots: str|int = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point); one int: one point
     def __post_init__(self):
         _stage_list(self.stages)  # unknown stages stop here, before any work
         if self.profile not in PROFILES: raise ValueError(f"PipelineConfig.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
@@ -104,11 +104,11 @@ def _stage_output(log:Path, verbose:bool):
             for fd, keep in saved: os.dup2(keep, fd); os.close(keep)
 
 def _console():
-    "A stream to the console that stays there while a stage's output is redirected (a copy of fd 2, or the notebook's)."
+    "A stream to the console that stays there while a stage's output is redirected (a copy of fd 1, or the notebook's)."
     try:
-        if sys.stderr.fileno() == 2: return os.fdopen(os.dup(2), "w", buffering=1)
+        if sys.stdout.fileno() == 1: sys.stdout.flush(); return os.fdopen(os.dup(1), "w", buffering=1)
     except (OSError, ValueError, AttributeError): pass
-    return sys.stderr
+    return sys.stdout
 
 def _rerun_command(cfg:PipelineConfig, out:Path) -> str:
     "The `llm_methods run` command that continues this run (finished stages are kept, failed ones run again)."
@@ -125,6 +125,7 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
     stages = _stage_list(cfg.stages)
     for s in cfg.overrides:
         if s not in stages: raise ValueError(f"overrides for stage {s!r}, which is not in this run ({', '.join(stages)})")
+    for s in stages: _stage_configs(s, cfg)  # every stage's settings are checked before any stage runs
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     _check_run_dir(out, cfg)
     results, failed = RunResults(out=out), {}
@@ -177,7 +178,7 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
         rest = [s for s in stages if s not in failed]
         if rest: say(f"  or leave them out: {_rerun_command(dataclasses.replace(cfg, stages=','.join(rest)), out)}")
     results.failed = failed
-    if con is not sys.stderr: con.close()
+    if con is not sys.stdout: con.close()
     return results
 
 def _check_run_dir(out:Path, cfg:PipelineConfig):
@@ -195,21 +196,30 @@ def _jsonable(v) -> bool:
     try: json.dumps(v); return True
     except (TypeError, ValueError): return False
 
-def _run_stage(s:str, cfg:PipelineConfig) -> list[Result]:
-    "Run one stage with the profile's settings, the user's overrides, the shared model and DeepSpeed config."
+def _stage_configs(s:str, cfg:PipelineConfig) -> list:
+    "The validated config(s) of one stage: the profile's settings, the user's overrides, the shared model and DeepSpeed config."
     from llm_methods.cli import STAGES
     mod, cls_name, fn, _ = STAGES[s]
-    m = importlib.import_module(mod); cls = getattr(m, cls_name)
+    cls = getattr(importlib.import_module(mod), cls_name)
     names = {f.name for f in dataclasses.fields(cls)}
     ov = {**(PROFILES[cfg.profile].get(s, {}) if cfg.model is None else {}), **cfg.overrides.get(s, {})}
     if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
-    if cfg.deepspeed is not None:
-        if "deepspeed" not in names: print(f"    ({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
-        else: ov.setdefault("deepspeed", cfg.deepspeed)
+    if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
-    if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
-        return [getattr(m, fn)(from_dict(cls, {**ov, "shots": k})) for k in cfg._shots]
-    return [getattr(m, fn)(from_dict(cls, ov))]
+    try:
+        if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
+            return [from_dict(cls, {**ov, "shots": k}) for k in cfg._shots]
+        return [from_dict(cls, ov)]
+    except (ValueError, TypeError) as e: raise ValueError(f"stage {s}: {e}") from None
+
+def _run_stage(s:str, cfg:PipelineConfig) -> list[Result]:
+    "Run one stage with the settings `_stage_configs` resolves."
+    from llm_methods.cli import STAGES
+    mod, _, fn, _ = STAGES[s]
+    if cfg.deepspeed is not None and not hasattr(_stage_configs(s, cfg)[0], "deepspeed"):
+        print(f"({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
+    run = getattr(importlib.import_module(mod), fn)
+    return [run(c) for c in _stage_configs(s, cfg)]
 
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."
@@ -241,7 +251,8 @@ def plot_run(out:str|Path, save:bool=True):
     for m, h in hist.items():
         pts = [(e["step"], e["loss"]) for e in h if isinstance(e, dict) and "loss" in e and "step" in e]
         if len(pts) > 1: ax.plot(*zip(*pts), label=m, lw=1)
-    ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_title("training loss"); ax.legend(fontsize=6, ncol=2); ax.grid(alpha=.3)
+    ax.set_yscale("log"); ax.set_xlabel("step"); ax.set_title("training loss"); ax.grid(alpha=.3)
+    if ax.lines: ax.legend(fontsize=6, ncol=2)
     ax = axs[2]
     icl = sorted((r["extra"].get("shots", 0), r["score"]) for r in rows if r["method"].startswith("icl") and "shots" in r["extra"])
     if icl: ax.plot(*zip(*icl), marker="o")

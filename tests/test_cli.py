@@ -35,3 +35,16 @@ def test_compute_prints_the_article_budget():
     r = run("compute", "--set", "params=175e9", "tokens=300e9")
     assert r.returncode == 0, r.stderr
     assert "PF" in r.stdout and ("3,6" in r.stdout or "36" in r.stdout), r.stdout
+
+
+def test_run_goes_on_past_a_failing_stage(tmp_path):
+    "A stage that fails at run time is recorded; the run writes the table from the rest, names the failure and how to retry, exits 1."
+    out = tmp_path / "run"
+    over = json.dumps({"icl": {"model": str(tmp_path / "no-such-model")}})
+    r = run("run", "--stages", "base,icl", "--icl-shots", "0", "--out", str(out), "--set", f"overrides={over}",
+            env={**__import__("os").environ, "LLM_METHODS_HOME": str(tmp_path / "home")})
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "icl" in r.stdout and "FAILED" in r.stdout and "run them again" in r.stdout, r.stdout
+    assert "llm_methods run --out" in r.stdout, r.stdout
+    assert (out / "icl" / "error.txt").exists() and "base (plain style)" in (out / "results.md").read_text()
+    assert len(r.stdout.splitlines()) < 12, r.stdout  # one line per stage and a short summary: the rest is in the logs

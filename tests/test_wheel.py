@@ -49,7 +49,9 @@ def test_wheel_runs_the_main_job(wheel_env, tmp_path):
     r = subprocess.run([str(wheel_env / "llm_methods"), "run", "--stages", "base,icl", "--icl-shots", "0,4", "--out", str(out)],
                        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "shipped with the package" in r.stdout and "site-packages" in r.stdout, r.stdout  # the wheel carries the base
+    log = (out / "base" / "log.txt").read_text()  # what the stage printed; the console has one line per stage
+    assert "shipped with the package" in log and "site-packages" in log, log  # the wheel carries the base
+    assert "[1/2] base" in r.stdout and "table " in r.stdout, r.stdout
     table = (out / "results.md").read_text()
     for row in ("base (plain style)", "icl-0shot", "icl-4shot"): assert row in table, table
     assert (out / "results.csv").exists() and (out / "results.json").exists() and (out / "results.png").exists()
