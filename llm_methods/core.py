@@ -33,8 +33,8 @@ def code_fingerprint() -> str:
     "A short hash of the installed package's files (code, configs, the shipped base): what the default cache is keyed by."
     global _FINGERPRINT
     if _FINGERPRINT is None:
-        import hashlib
-        root = Path(__file__).resolve().parent
+        import hashlib, llm_methods
+        root = Path(llm_methods.__file__).resolve().parent
         h = hashlib.sha256()
         for f in sorted(root.rglob("*")):
             if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
