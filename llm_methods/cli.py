@@ -107,7 +107,7 @@ def main(argv:list[str]|None=None):
     mod, _, fn, _ = STAGES[a.stage]
     res = getattr(importlib.import_module(mod), fn)(cfg)
     if isinstance(res, int) and not isinstance(res, bool): return res  # e.g. `launch` returns the launcher's exit code
-    if getattr(res, "failed", None): return 1  # `run` went on past a failing stage and said which: the exit status says so too
+    if hasattr(res, "failed"): return 1 if res.failed else 0  # `run` printed its own lines; a failed stage sets the status
     from llm_methods.evaluate import Result
     for r in (res if isinstance(res, list) else [res]):
         if isinstance(r, Result):
