@@ -13,8 +13,9 @@ from .data import TinyWorld, WorldConfig, train_tokenizer
 
 # %% auto #0
 __all__ = ['CHECKPOINT_SHAPES', 'pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits',
-           'train_resumable', 'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base', 'base_info',
-           'tiny_world', 'plot_loss', 'random_checkpoint', 'stand_in_model', 'run_summary']
+           'train_resumable', 'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base',
+           'tiny_base_path', 'base_info', 'tiny_world', 'plot_loss', 'random_checkpoint', 'stand_in_model',
+           'run_summary']
 
 # %% ../nbs/00c_base.ipynb #b991d443
 def pack_texts(tok, texts:list[str], seq_len:int) -> torch.Tensor:
@@ -187,6 +188,12 @@ def tiny_base(cfg:BaseConfig|None=None, # settings; the defaults are the project
     model = load_model(final)
     if device: model = model.to(get_device(device))
     return model, load_tokenizer(final)
+
+def tiny_base_path() -> Path:
+    "The folder of the cached tiny base (built on first use): what `from_pretrained` and PEFT adapters point at."
+    p = home_dir() / "base" / BaseConfig().key()
+    if not (p / "DONE").exists(): tiny_base()
+    return p
 
 def base_info(cfg:BaseConfig|None=None) -> dict:
     "The training record (config, loss history, time) of the cached base."

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML recipe with the stage's settings")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings of the recipe")
         p.add_argument("--show-config", action="store_true", help="print the resolved settings and exit")
+        p.add_argument("--debug", action="store_true", help="on an error, show the whole traceback, not the one-line cause")
     return ap
 
 def recipes_dir() -> Path:
@@ -105,14 +106,22 @@ def main(argv:list[str]|None=None):
     if a.show_config:
         import dataclasses; print(json.dumps(dataclasses.asdict(cfg), indent=1)); return 0
     mod, _, fn, _ = STAGES[a.stage]
-    res = getattr(importlib.import_module(mod), fn)(cfg)
+    from llm_methods.core import LoadError, RunDirBusy
+    try: res = getattr(importlib.import_module(mod), fn)(cfg)
+    except (ValueError, FileNotFoundError, LoadError, RunDirBusy, UnicodeDecodeError) as e:
+        if a.debug: raise
+        print(f"llm_methods {a.stage}: {type(e).__name__}: {e}\n(the traceback: the same command with --debug)", file=sys.stderr)
+        return 2
     if isinstance(res, int) and not isinstance(res, bool): return res  # e.g. `launch` returns the launcher's exit code
     if hasattr(res, "failed"): return 1 if res.failed else 0  # `run` printed its own lines; a failed stage sets the status
     from llm_methods.evaluate import Result
     for r in (res if isinstance(res, list) else [res]):
         if isinstance(r, Result):
-            print(f"{r.method}: held-out {r.score:.1%} {json.dumps({k: round(v, 3) for k, v in r.per_task.items()})} | "
-                  f"trainable {r.trainable_params:,} of {r.total_params:,} | peak {r.peak_mem_mb:.0f} MiB | {r.wall_s:.0f} s")
+            score = (f"held-out {r.score:.1%} {json.dumps({k: round(v, 3) for k, v in r.per_task.items()})}" if r.extra.get("heldout", True)
+                     else f"no held-out set (own data); final training loss {r.extra.get('final_loss') or float('nan'):.4g}")
+            print(f"{r.method}: {score} | trainable {r.trainable_params:,} of {r.total_params:,} | peak {r.peak_mem_mb:.0f} MiB | {r.wall_s:.0f} s")
+            if r.extra.get("saved_to"): print(f"saved to {r.extra['saved_to']}; load it with:\n  {r.extra['load_with']}")
+            elif hasattr(cfg, "output_dir") and not cfg.output_dir: print("(the trained model was not saved: set output_dir=DIR to keep it)")
     return 0 if res is not None else 1
 
 # %% ../nbs/09_cli.ipynb #d85e5fc3

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, random, time, threading, socket, json, dataclasses, typing, shutil, logging
+import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -24,9 +24,10 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropRecords("Faile
 if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'code_fingerprint', 'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic',
-           'seed_everything', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert',
-           'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'from_dict', 'to_dict']
+__all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'code_fingerprint', 'home_dir', 'cached_dir',
+           'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash', 'RunDirBusy', 'own_run_dir',
+           'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable',
+           'load_model', 'load_tokenizer', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def code_fingerprint() -> str:
@@ -116,6 +117,92 @@ def seed_everything(seed:int=0, # the one seed for python, numpy and torch
         torch.utils.deterministic.fill_uninitialized_memory = False
         if torch.backends.cudnn.is_available(): torch.backends.cudnn.benchmark = False
     return seed
+
+# %% ../nbs/00_core.ipynb #d00d0002
+RUN_MANIFEST = "llm_methods_run.json"
+RUN_LOCK = ".llm_methods.lock"
+HASH_IGNORES = ("progress", "record", "resume", "overwrite", "output_dir", "adapter_dir", "logging_steps", "save_steps",
+                "eval_n_per_task", "device")
+
+def config_hash(cfg) -> str:
+    "A short hash of the settings of `cfg` (a dataclass) that decide what training produces (not `HASH_IGNORES`)."
+    import hashlib
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in HASH_IGNORES}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+class RunDirBusy(RuntimeError):
+    "Another live process is running in this folder."
+
+def _pid_alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # it exists, owned by someone else
+    return True
+
+def _take_lock(folder:Path) -> Path:
+    "Create `folder/RUN_LOCK` with our pid; a live owner raises `RunDirBusy`, a dead owner's lock is cleared (and said so)."
+    lock = folder / RUN_LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            with os.fdopen(fd, "w") as f: json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, f)
+            return lock
+        except FileExistsError:
+            try: owner = json.loads(lock.read_text())
+            except (OSError, ValueError): owner = {}
+            pid = owner.get("pid")
+            if isinstance(pid, int) and owner.get("host") == socket.gethostname() and not _pid_alive(pid):
+                print(f"({folder}: cleared the lock of process {pid}, which is no longer running)")
+                lock.unlink(missing_ok=True); continue
+            since = time.strftime("%H:%M:%S", time.localtime(owner["time"])) if "time" in owner else "?"
+            raise RunDirBusy(f"{folder} is in use by another llm_methods run (process {pid} on {owner.get('host', '?')}, "
+                             f"since {since}): wait for it to finish, or use another output_dir") from None
+    raise RunDirBusy(f"could not take the lock of {folder}")
+
+def _settings_diff(old:dict, new:dict, most:int=4) -> str:
+    keys = sorted(k for k in set(old) | set(new) if k not in HASH_IGNORES and old.get(k) != new.get(k))
+    s = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:most])
+    return s + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+@contextlib.contextmanager
+def own_run_dir(folder:str|Path, cfg, stage:str, overwrite:bool=False):
+    "Claim `folder` for one run of `stage` with settings `cfg`: lock it, check or write its manifest; yields the manifest dict."
+    folder = Path(folder).expanduser(); folder.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(folder)
+    try:
+        h, conf = config_hash(cfg), json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+        mpath = folder / RUN_MANIFEST
+        old = json.loads(mpath.read_text()) if mpath.exists() else None
+        others = [q.name for q in folder.iterdir() if q.name not in (RUN_LOCK, RUN_MANIFEST) and not q.name.startswith(".")]
+        if old is not None and old.get("config_hash") != h or old is None and others:
+            if not overwrite:
+                what = (f"holds a {old.get('stage')} run with other settings ({_settings_diff(old.get('config', {}), conf)})"
+                        if old else f"is not empty ({', '.join(sorted(others)[:3])}{' ...' if len(others) > 3 else ''}) and is no llm_methods run")
+                raise ValueError(f"output_dir {str(folder)!r} {what}: pass overwrite=true to empty it first, or use another output_dir")
+            for q in folder.iterdir():
+                if q.name != RUN_LOCK: shutil.rmtree(q) if q.is_dir() and not q.is_symlink() else q.unlink()
+        import llm_methods
+        man = {"stage": stage, "status": "running", "config_hash": h, "config": conf, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "versions": _versions(), "llm_methods": llm_methods.__version__}
+        if old and old.get("config_hash") == h: man["runs_before"] = old.get("runs_before", 0) + 1
+        write_atomic(mpath, json.dumps(man, indent=1, default=str))
+        try: yield man
+        except BaseException as e:
+            man.update(status="failed", error=f"{type(e).__name__}: {e}"[:500]); raise
+        else: man["status"] = "done"
+        finally:
+            man["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            write_atomic(mpath, json.dumps(man, indent=1, default=str))
+    finally: lock.unlink(missing_ok=True)
+
+def _versions() -> dict:
+    "Versions of the libraries a trained result depends on."
+    from importlib.metadata import version, PackageNotFoundError
+    out = {}
+    for d in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "deepspeed"):
+        try: out[d] = version(d)
+        except PackageNotFoundError: pass
+    return out
 
 # %% ../nbs/00_core.ipynb #4fe19d95
 def get_device(prefer:str|None=None # "cuda", "cuda:1", "mps", "cpu", or None for the best available
@@ -279,6 +366,17 @@ def _resolve(name_or_path, what:str) -> tuple[str, dict]:
 _MODEL_CLASSES = {"causal": "AutoModelForCausalLM", "masked": "AutoModelForMaskedLM", "pretraining": "AutoModelForPreTraining",
                   "seq_cls": "AutoModelForSequenceClassification", "base": "AutoModel"}
 
+@contextlib.contextmanager
+def _quiet_loading():
+    "No 'Loading weights' progress bar unless a person watches (a terminal): in logs and notebooks it is only redraws."
+    import transformers
+    hf = transformers.utils.logging
+    quiet = not sys.stderr.isatty() and hf.is_progress_bar_enabled()
+    if quiet: hf.disable_progress_bar()
+    try: yield
+    finally:
+        if quiet: hf.enable_progress_bar()
+
 def load_model(name_or_path:str, # local checkpoint folder or hub id
                kind:str="causal", # "causal", "masked", "pretraining", "seq_cls" or "base"
                dtype:str|torch.dtype|None=None, # e.g. "bfloat16"; None keeps the checkpoint's
@@ -292,7 +390,7 @@ def load_model(name_or_path:str, # local checkpoint folder or hub id
     cls = getattr(transformers, _MODEL_CLASSES[kind])
     if isinstance(dtype, str): dtype = getattr(torch, dtype)
     try:
-        return cls.from_pretrained(src, dtype=dtype, trust_remote_code=trust_remote_code,
+        with _quiet_loading(): return cls.from_pretrained(src, dtype=dtype, trust_remote_code=trust_remote_code,
                                    use_safetensors=use_safetensors, **extra, **kwargs)
     except Exception as e:
         hint = ""
@@ -328,7 +426,12 @@ def from_dict(cls, d:dict|str|Path|None=None, **overrides):
         import yaml
         p = Path(d)
         if not p.exists(): raise FileNotFoundError(f"config file {str(p)!r} does not exist")
-        d = yaml.safe_load(p.read_text()) or {}
+        try: d = yaml.safe_load(p.read_text(encoding="utf-8-sig")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"config file {str(p)!r} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        except UnicodeDecodeError as e: raise ValueError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
         if not isinstance(d, dict): raise ValueError(f"config file {str(p)!r} must hold a mapping of field: value")
     d = {**(d or {}), **{k: v for k, v in overrides.items() if v is not None}}
     hints = typing.get_type_hints(cls)
@@ -340,6 +443,9 @@ def from_dict(cls, d:dict|str|Path|None=None, **overrides):
         msg = ", ".join(f"{k!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for k, s in sugg.items())
         raise ValueError(f"unknown key(s) for {cls.__name__}: {msg}. Known keys: {', '.join(names)}")
     for k, v in d.items():
+        if isinstance(v, str) and not _type_ok(v, hints[k]) and _type_ok(1.0, hints[k]):  # YAML 1.1 reads 1e-4 as a string
+            try: d[k] = v = float(v)
+            except ValueError: pass
         if not _type_ok(v, hints[k]):
             raise ValueError(f"{cls.__name__}.{k} must be {getattr(hints[k], '__name__', hints[k])}, got {v!r} ({type(v).__name__})")
     return cls(**d)

@@ -12,8 +12,8 @@ from .core import home_dir, count_params, Meter
 
 # %% auto #0
 __all__ = ['STYLES', 'format_prompt', 'is_prompt_learning', 'generate_greedy', 'EvalReport', 'evaluate', 'perplexity',
-           'answer_loss', 'Result', 'device_name', 'make_result', 'results_path', 'record_result', 'load_results',
-           'results_table']
+           'answer_loss', 'Result', 'device_name', 'make_result', 'results_path', 'record_key', 'record_result',
+           'load_results', 'results_table']
 
 # %% ../nbs/00b_evaluate.ipynb #91fe5346
 STYLES = ("plain", "qa", "chat")
@@ -210,12 +210,16 @@ def make_result(method:str, report:EvalReport, model=None, meter:Meter|None=None
 
 def results_path(path=None) -> Path: return Path(path) if path else home_dir() / "results.jsonl"
 
+def record_key(r:Result) -> tuple:
+    "What makes two rows of the record the same experiment: method, model, data and the settings' hash (`core.config_hash`)."
+    return (r.method, r.extra.get("model"), r.extra.get("data"), r.extra.get("config_hash"))
+
 def record_result(res:Result, path:str|Path|None=None) -> Path:
-    "Add `res` to the result record (replacing an earlier row of the same method); write atomically."
+    "Add `res` to the result record (replacing an earlier row of the same `record_key`); write atomically."
     p = results_path(path); p.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
     with FileLock(str(p) + ".lock"):
-        rows = [r for r in load_results(p) if r.method != res.method] + [res]
+        rows = [r for r in load_results(p) if record_key(r) != record_key(res)] + [res]
         tmp = p.with_suffix(".tmp"); tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows)); tmp.replace(p)
     return p
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from .core import seed_everything, count_params, Meter, get_device
 from .evaluate import evaluate, generate_greedy, is_prompt_learning, Result, answer_loss
-from .sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result
+from .sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
+from .base import tiny_base_path
 
 # %% auto #0
 __all__ = ['PROMPT_METHODS', 'prepend_prompt', 'SoftPrompt', 'PromptEncoder', 'PrefixKV', 'attention_to_virtual',
@@ -222,21 +223,18 @@ def run_prompt_method(cfg:PromptRunConfig) -> Result:
     "Train, score (held-out, chat style, uncached generation) and record one prompt method; returns its `Result`."
     seed_everything(cfg.seed)
     model, tok = load_model_and_tokenizer(cfg)
-    tok_path = cfg.tokenizer or cfg.model or _tiny_base_path()
+    tok_path = str(cfg.tokenizer or cfg.model or tiny_base_path())
     rows = training_rows(cfg, tok)
-    with Meter() as m:
-        info = prompt_train(model, tok, rows, cfg, tokenizer_path=tok_path)
-    pm = info["model"]
-    res = finish_result(cfg.method, pm, tok, cfg, m, info, record=cfg.record, peft_method=cfg.peft_method,
-                        num_virtual_tokens=cfg.num_virtual_tokens, lr=cfg.lr, steps=cfg.steps)
+    with run_output(cfg, cfg.method) as man:
+        with Meter() as m:
+            info = prompt_train(model, tok, rows, cfg, tokenizer_path=tok_path)
+        pm = info["model"]
+        res = finish_result(cfg.method, pm, tok, cfg, m, info, record=cfg.record, peft_method=cfg.peft_method,
+                            num_virtual_tokens=cfg.num_virtual_tokens, lr=cfg.lr, steps=cfg.steps)
+        save_final(cfg, pm, tok, res, man)  # the prompt-learning adapter: PeftModel.from_pretrained(base, output_dir)
     res.extra["history"] = info["history"]
     res.extra["model"] = pm  # not serialised by record_result (it writes before this); handy in notebooks
     return res
-
-def _tiny_base_path() -> str:
-    from llm_methods.base import BaseConfig
-    from llm_methods.core import home_dir
-    return str(home_dir() / "base" / BaseConfig().key())
 
 def run_prompt_tuning(cfg:PromptTuningRunConfig) -> Result: "CLI stage `prompt-tuning`."; return run_prompt_method(cfg)
 def run_ptuning(cfg:PTuningRunConfig) -> Result: "CLI stage `ptuning`."; return run_prompt_method(cfg)

@@ -133,7 +133,12 @@ def latest_checkpoint(output_dir, prefix:str="checkpoint" # folders are `{prefix
     return next((p for _, p in cks if checkpoint_problem(p) is None), None)
 
 class MarkComplete(TrainerCallback):
-    "After Trainer has written a checkpoint (its `on_save` comes after the last file), write the completion marker."
+    "Un-mark a checkpoint folder before Trainer writes into it; mark it after the last file (its `on_save`)."
+    def on_step_end(self, args, state, control, **kw):
+        # Trainer rewrites `checkpoint-N` in place (a resumed run passing step N again): the old marker must go first,
+        # or a save that dies half-way leaves new weights, old optimizer state and a marker that calls them complete.
+        if control.should_save:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / MARKER).unlink(missing_ok=True)
     def on_save(self, args, state, control, **kw):
         ck = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if args.should_save and ck.is_dir(): mark_complete(ck)

@@ -4,18 +4,19 @@
 
 # %% ../nbs/02_sft.ipynb #48796705
 from __future__ import annotations
-import os, json, time, shutil, dataclasses
+import os, re, json, time, shutil, dataclasses, contextlib, hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict
+from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
-from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer
+from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
 
 # %% auto #0
-__all__ = ['to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'sft_train', 'load_model_and_tokenizer', 'training_rows',
-           'score_heldout', 'predicted_train_mem_mb', 'finish_result', 'run_sft']
+__all__ = ['GENERATION_MARK', 'to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'trainable_chat_rows', 'sft_train',
+           'load_model_and_tokenizer', 'training_rows', 'score_heldout', 'predicted_train_mem_mb', 'finish_result',
+           'run_output', 'save_final', 'run_sft']
 
 # %% ../nbs/02_sft.ipynb #9999019f
 def to_format(rows:list[dict], fmt:str, tok=None) -> list[dict]:
@@ -28,6 +29,13 @@ def to_format(rows:list[dict], fmt:str, tok=None) -> list[dict]:
         return [{"text": tok.apply_chat_template(r["messages"], tokenize=False)} for r in rows]
     raise ValueError(f"unknown data format {fmt!r}; expected text, prompt_completion or messages")
 
+def _read_text(p:Path) -> str:
+    "A data file's text: UTF-8 (a byte-order mark is fine); anything else is an error naming the file and the byte."
+    try: return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"data file {str(p)!r} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}): "
+                         "convert it, e.g. iconv -f latin1 -t utf-8") from None
+
 def load_rows(path:str) -> list[dict]:
     "Rows from a .jsonl/.json/.csv file or a folder saved with `datasets.Dataset.save_to_disk`."
     p = Path(path).expanduser()
@@ -37,18 +45,19 @@ def load_rows(path:str) -> list[dict]:
         return list(datasets.load_from_disk(str(p)))
     if p.suffix == ".jsonl":
         rows = []
-        for i, l in enumerate(p.read_text().splitlines()):
+        for i, l in enumerate(_read_text(p).splitlines()):
             if not l.strip(): continue
             try: rows.append(json.loads(l))
             except json.JSONDecodeError as e: raise ValueError(f"{p.name} line {i + 1} is not valid JSON: {e}") from e
         return rows
     if p.suffix == ".json":
-        d = json.loads(p.read_text())
+        d = json.loads(_read_text(p))
         if not isinstance(d, list): raise ValueError(f"{p.name} must hold a JSON list of rows")
         return d
     if p.suffix == ".csv":
         import csv
-        with open(p, newline="") as f: return list(csv.DictReader(f))
+        import io
+        return list(csv.DictReader(io.StringIO(_read_text(p), newline="")))
     raise ValueError(f"unsupported data file {p.name!r}: use .jsonl, .json, .csv or a saved datasets folder")
 
 def _validate_sft_rows(rows, fmt):
@@ -80,7 +89,8 @@ class SFTRunConfig:
     gradient_checkpointing: bool|None = None # None: off on CPU (slower there), off for tiny models
     deepspeed: str|None = None # DeepSpeed config (file or name of a shipped one)
     zero3_leaf: bool = False # ZeRO-3: gather each transformer block's weights in one go (faster; `distributed.zero3_leaf_layers`)
-    output_dir: str|None = None # checkpoints go here when save_steps > 0
+    output_dir: str|None = None # the trained model (or adapter) is saved here, with checkpoints when save_steps > 0
+    overwrite: bool = False # output_dir holds another run (other settings): empty it instead of stopping
     save_steps: int = 0
     resume: str|None = None # "latest" (newest complete checkpoint in output_dir; fresh start if none) or a checkpoint folder
     nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
@@ -95,7 +105,16 @@ class SFTRunConfig:
         for k in ("steps", "batch_size", "max_length", "logging_steps"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"SFTRunConfig.{k} must be a positive int, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"SFTRunConfig.lr must be > 0, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")): raise ValueError(f"SFTRunConfig.lr must be > 0 and finite, got {self.lr!r}")
+        name = type(self).__name__
+        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train <= 0):
+            raise ValueError(f"{name}.n_train must be a positive int (or null for every row), got {self.n_train!r}")
+        if not isinstance(self.save_steps, int) or self.save_steps < 0: raise ValueError(f"{name}.save_steps must be an int >= 0 (0: no checkpoints), got {self.save_steps!r}")
+        if not isinstance(self.seed, int) or self.seed < 0: raise ValueError(f"{name}.seed must be an int >= 0, got {self.seed!r}")
+        if not 0 <= self.weight_decay < float("inf"): raise ValueError(f"{name}.weight_decay must be >= 0, got {self.weight_decay!r}")
+        for k in ("output_dir", "adapter_dir"):
+            v = getattr(self, k, None)
+            if v and Path(v).expanduser().is_file(): raise ValueError(f"{name}.{k} {v!r} is a file: it must be a folder (new or an earlier run's)")
         if not 0 <= self.warmup_ratio < 1: raise ValueError(f"SFTRunConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.resume is not None and not self.output_dir:
             raise ValueError(f"{type(self).__name__}.resume needs output_dir (the folder with the checkpoints), got resume={self.resume!r}")
@@ -123,6 +142,32 @@ def sft_args(cfg:SFTRunConfig, output_dir:str, **extra):
     return SFTConfig(**kw)
 
 # %% ../nbs/02_sft.ipynb #065ff8cb
+GENERATION_MARK = re.compile(r"{%-?\s*generation\s*-?%}")
+
+def trainable_chat_rows(rows:list[dict], fmt:str, tok) -> tuple[list[dict], str]:
+    "`(rows, format)` that TRL can train with `tok`'s chat template; a template it can't mask is worked around, none is an error."
+    if fmt not in ("messages", "prompt_completion"): return rows, fmt
+    conversational = fmt == "messages" or (rows and isinstance(rows[0].get("prompt"), list))
+    if not conversational: return rows, fmt
+    template = getattr(tok, "chat_template", None)
+    if not template:
+        raise ValueError(f"data_format={fmt!r} renders chat rows with the tokenizer's chat template, and this tokenizer has "
+                         "none: give the tokenizer a template (tokenizer.chat_template), or write the rows as plain text "
+                         "(data_format='text', rows {\"text\": ...}) or as plain strings {\"prompt\": ..., \"completion\": ...}")
+    if fmt == "messages" and not GENERATION_MARK.search(template):
+        # loss on the assistant's tokens needs {% generation %} markers, which most shipped templates (Llama 3.2, ChatML,
+        # Qwen2.5) lack: train on the last assistant turn as a completion instead, which TRL masks with any template
+        out = []
+        for i, r in enumerate(rows):
+            ms = r["messages"]
+            last = max((j for j, m in enumerate(ms) if m["role"] == "assistant"), default=None)
+            if last is None: raise ValueError(f"training data row {i} has no assistant message to learn")
+            out.append({"prompt": ms[:last], "completion": [ms[last]]})
+        print("(the chat template has no {% generation %} markers, so assistant-only loss can't use it: each row trains on "
+              "its last assistant message as a completion, the prompt/completion path that works with any template)")
+        return out, "prompt_completion"
+    return rows, fmt
+
 def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
               peft_config=None, # a PEFT config: the model is wrapped and only the adapter trains
               callbacks:list|None=None, # extra Trainer callbacks (e.g. AdaLoRA's rank allocator)
@@ -133,6 +178,8 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     from llm_methods.reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
     cfg = cfg or SFTRunConfig()
     _validate_sft_rows(rows, cfg.data_format)
+    rows, fmt = trainable_chat_rows(rows, cfg.data_format, tok)
+    if fmt != cfg.data_format: args_overrides.setdefault("assistant_only_loss", False)  # the completion mask does that job
     check_lm_fits(model, tok, 1); check_context(model, cfg.max_length)
     out = cfg.output_dir or str(home_dir() / "tmp" / f"sft-{os.getpid()}-{time.time_ns()}")
     args = sft_args(cfg, out, **args_overrides)
@@ -198,7 +245,9 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
                   **extra) -> Result:
     "Score, build and (optionally) record the `Result` of a supervised method, with the predicted training memory."
     rep = score_heldout(model, tok, cfg)
+    if rep is None: extra["heldout"] = False  # the user's own data: no held-out set to score (not "0 %")
     rep = rep or EvalReport(score=0.0, per_task={}, n=0)
+    extra.update(model=cfg.model or "tiny base", data=cfg.data or "tiny world", config_hash=config_hash(cfg))
     last = info["history"][-1]["loss"] if info.get("history") else None
     examples = {}  # a few predictions per task, so a result row can be read, not only counted
     for r in rep.rows:
@@ -213,13 +262,43 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     if record: record_result(res)
     return res
 
+def run_output(cfg, stage:str):
+    "The run's claim on `cfg.output_dir` (`core.own_run_dir`: manifest, lock), or a stand-in dict when nothing is saved."
+    if not cfg.output_dir: return contextlib.nullcontext({})
+    return own_run_dir(cfg.output_dir, cfg, stage, overwrite=cfg.overwrite)
+
+def _fingerprint(path:str|None) -> str|None:
+    "sha256 (first 16 hex) of a data file or of a saved dataset folder's files."
+    if path is None: return None
+    p = Path(path).expanduser(); h = hashlib.sha256()
+    for f in ([p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())):
+        h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+def save_final(cfg, model, tok, res:Result, man:dict):
+    "Save the trained model (or PEFT adapter) and tokenizer to `cfg.output_dir` and fill the run manifest `man`."
+    if not cfg.output_dir: return
+    out = Path(cfg.output_dir).expanduser()
+    save_pretrained_atomic(out, model, tok)
+    base = str(cfg.model or tiny_base_path())
+    if hasattr(model, "peft_config"):
+        load = (f"from peft import AutoPeftModelForCausalLM; model = AutoPeftModelForCausalLM.from_pretrained({str(out)!r})"
+                f"  # adapter on {base!r}")
+    else: load = f"from transformers import AutoModelForCausalLM; model = AutoModelForCausalLM.from_pretrained({str(out)!r})"
+    man.update(base_model=base, data=cfg.data or "the tiny world's instructions", data_fingerprint=_fingerprint(cfg.data),
+               metrics={"score": res.score if res.extra.get("heldout", True) else None, "per_task": res.per_task,
+                        "final_loss": res.extra.get("final_loss")}, load=load)
+    res.extra.update(saved_to=str(out), load_with=load)
+
 def run_sft(cfg:SFTRunConfig) -> Result:
-    "Full-parameter SFT of `cfg.model` on `cfg.data`; returns the scored `Result`."
+    "Full-parameter SFT of `cfg.model` on `cfg.data`; returns the scored `Result` (the model is saved to `cfg.output_dir`)."
     seed_everything(cfg.seed)
-    model, tok = load_model_and_tokenizer(cfg)
-    rows = training_rows(cfg, tok)
-    with Meter() as m:
-        info = sft_train(model, tok, rows, cfg)
-    res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows)
+    with run_output(cfg, "sft") as man:  # first: a folder that belongs to another run stops us before any work
+        model, tok = load_model_and_tokenizer(cfg)
+        rows = training_rows(cfg, tok)
+        with Meter() as m:
+            info = sft_train(model, tok, rows, cfg)
+        res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows)
+        save_final(cfg, info["model"], tok, res, man)
     res.extra["history"] = info["history"]
     return res

@@ -10,7 +10,7 @@ import torch
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
 from ..base import _history_callback
-from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows
+from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows, run_output, save_final
 
 # %% auto #0
 __all__ = ['ADALORA_DEEPSPEED', 'budget_schedule', 'adalora_active_ranks', 'AdaLoraCallback', 'orthogonal_regularizer',
@@ -141,14 +141,16 @@ def run_adalora(cfg:AdaLoraRunConfig) -> Result:
     model, tok = load_model_and_tokenizer(cfg)
     rows = training_rows(cfg, tok)
     pcfg = adalora_config(cfg)
-    with Meter() as m:
-        info = adalora_train(model, tok, rows, cfg, pcfg)
-    model = info["model"]
-    ranks = adalora_active_ranks(model)
-    ra = model.base_model.rankallocator
-    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
-    res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, init_r=cfg.init_r, target_r=cfg.target_r,
-                        steps=cfg.steps, ranks=ranks, init_budget=ra.init_bgt, target_budget=ra.target_bgt)
+    with run_output(cfg, cfg.method) as man:
+        with Meter() as m:
+            info = adalora_train(model, tok, rows, cfg, pcfg)
+        model = info["model"]
+        ranks = adalora_active_ranks(model)
+        ra = model.base_model.rankallocator
+        if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
+        res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, init_r=cfg.init_r, target_r=cfg.target_r,
+                            steps=cfg.steps, ranks=ranks, init_budget=ra.init_bgt, target_budget=ra.target_bgt)
+        save_final(cfg, model, tok, res, man)
     if cfg.record: record_result(res)
     res.extra.update(history=info["history"], budget=info["callback"].budget, schedule=cfg.schedule())
     return res

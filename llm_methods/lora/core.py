@@ -11,11 +11,12 @@ import torch
 from torch import nn
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
-from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result
+from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
+from ..base import tiny_base_path
 
 # %% auto #0
-__all__ = ['LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig',
-           'tiny_base_path', 'lora_config', 'run_lora', 'sft_baseline', 'lora_param_count', 'gpt3_175b_shaped']
+__all__ = ['LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig', 'lora_config',
+           'run_lora', 'sft_baseline', 'lora_param_count', 'gpt3_175b_shaped']
 
 # %% ../../nbs/03_lora.ipynb #6ffe65ea
 class LoRALinear(nn.Module):
@@ -121,7 +122,7 @@ class LoraRunConfig(SFTRunConfig):
     dropout: float = 0.0 # dropout on the adapters' input
     target_modules: str|list = "all-linear" # module-name suffixes to adapt, or PEFT's "all-linear"
     lr: float = 1e-2 # higher than full FT (use ~2e-4 for real models)
-    adapter_dir: str|None = None # save the trained adapter here (safetensors)
+    adapter_dir: str|None = None # also save the trained adapter here (safetensors); output_dir gets it too
     merge: bool = False # merge the adapter into the weights before scoring and saving
     method: str = "lora"
     def __post_init__(self):
@@ -136,12 +137,6 @@ class LoraRunConfig(SFTRunConfig):
             raise ValueError(f"{type(self).__name__}.target_modules must be 'all-linear' or a list of module names like "
                              f"['q_proj', 'v_proj'], got {self.target_modules!r}")
 
-def tiny_base_path() -> Path:
-    "The folder of the cached tiny base (built on first use)."
-    from llm_methods.base import tiny_base, BaseConfig
-    p = home_dir() / "base" / BaseConfig().key()
-    if not (p / "DONE").exists(): tiny_base()
-    return p
 
 def lora_config(cfg:LoraRunConfig):
     "The PEFT `LoraConfig` for `cfg`."
@@ -156,16 +151,18 @@ def run_lora(cfg:LoraRunConfig) -> Result:
     seed_everything(cfg.seed)
     model, tok = load_model_and_tokenizer(cfg)
     rows = training_rows(cfg, tok)
-    with Meter() as m:
-        info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg))
-    model = info["model"]
-    trainable = count_params(model)[0]  # counted before a merge removes the adapter
-    if cfg.merge: model = model.merge_and_unload()
-    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
-    res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, alpha=cfg.alpha,
-                        target_modules=cfg.target_modules, merged=cfg.merge, steps=cfg.steps)
-    res.trainable_params = trainable
-    if not cfg.merge: res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "lora", 2 if info["trainer"].args.bf16 else 4)
+    with run_output(cfg, cfg.method) as man:
+        with Meter() as m:
+            info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg))
+        model = info["model"]
+        trainable = count_params(model)[0]  # counted before a merge removes the adapter
+        if cfg.merge: model = model.merge_and_unload()
+        if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
+        res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, alpha=cfg.alpha,
+                            target_modules=cfg.target_modules, merged=cfg.merge, steps=cfg.steps)
+        res.trainable_params = trainable
+        if not cfg.merge: res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "lora", 2 if info["trainer"].args.bf16 else 4)
+        save_final(cfg, model, tok, res, man)  # the adapter (or, merged, the whole model) to output_dir
     if cfg.record: record_result(res)
     res.extra["history"] = info["history"]
     return res

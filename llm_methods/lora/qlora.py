@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from ..core import home_dir, seed_everything, count_params, Meter, get_device, load_model, load_tokenizer, save_pretrained_atomic
 from ..evaluate import Result, record_result
-from ..sft import sft_train, training_rows, finish_result
-from .core import LoraRunConfig, lora_config, predicted_train_mem_mb, tiny_base_path
+from ..sft import sft_train, training_rows, finish_result, run_output, save_final
+from .core import LoraRunConfig, lora_config, predicted_train_mem_mb
+from ..base import tiny_base_path
 
 # %% auto #0
 __all__ = ['nf4_values', 'int4_values', 'fp4_values', 'quantize_4bit', 'dequantize_4bit', 'exact_cpu_dequantize',
@@ -190,20 +191,22 @@ def run_qlora(cfg:QLoraRunConfig) -> Result:
     tok = load_tokenizer(cfg.tokenizer or path)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     rows = training_rows(cfg, tok)
-    with Meter() as m:
-        model = load_4bit(path, cfg.quant_type, cfg.double_quant, compute, device=cfg.device)
-        gc = bool(cfg.gradient_checkpointing)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None)
-        info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg))
-    model = info["model"]
-    res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, quant_type=cfg.quant_type,
-                        double_quant=cfg.double_quant, compute_dtype=compute, steps=cfg.steps,
-                        quantized=quantized_nbytes(model))
-    res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "qlora", 2 if compute != "float32" else 4)
+    with run_output(cfg, cfg.method) as man:
+        with Meter() as m:
+            model = load_4bit(path, cfg.quant_type, cfg.double_quant, compute, device=cfg.device)
+            gc = bool(cfg.gradient_checkpointing)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
+                                                    gradient_checkpointing_kwargs={"use_reentrant": False} if gc else None)
+            info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg))
+        model = info["model"]
+        res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, quant_type=cfg.quant_type,
+                            double_quant=cfg.double_quant, compute_dtype=compute, steps=cfg.steps,
+                            quantized=quantized_nbytes(model))
+        res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "qlora", 2 if compute != "float32" else 4)
+        if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
+        save_final(cfg, model, tok, res, man)  # the adapter; it loads onto the 16-bit or a 4-bit base
     if cfg.record: record_result(res)
     res.extra["history"] = info["history"]
-    if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
     return res
 
 # %% ../../nbs/03a_qlora.ipynb #2893b638
