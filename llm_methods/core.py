@@ -27,7 +27,7 @@ if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'code_fingerprint', 'home_dir', 'cached_dir',
            'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash', 'RunDirBusy', 'own_run_dir',
            'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable',
-           'load_model', 'load_tokenizer', 'from_dict', 'to_dict']
+           'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def code_fingerprint() -> str:
@@ -377,6 +377,20 @@ def _quiet_loading():
     finally:
         if quiet: hf.enable_progress_bar()
 
+def _check_kind(name_or_path, src, extra:dict, kind:str, trust_remote_code:bool):
+    "An encoder given where a decoder is needed (or the reverse) is one line naming the fix, before any weight loads."
+    if kind not in ("causal", "masked", "pretraining"): return
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED
+    try: mt = AutoConfig.from_pretrained(src, trust_remote_code=trust_remote_code, **extra).model_type
+    except Exception: return  # from_pretrained will say what is wrong with the folder
+    if kind == "causal" and mt in MASKED:
+        raise LoadError(f"model {str(name_or_path)!r} is an encoder ({mt}): this stage trains a causal LM (a decoder such as "
+                        "Llama, Qwen2 or GPT-2); train an encoder with `llm_methods pretrain --set objective=mlm`")
+    if kind in ("masked", "pretraining") and mt not in MASKED:
+        raise LoadError(f"model {str(name_or_path)!r} is a {mt} model, which has no masked-LM head: MLM and next-sentence "
+                        "prediction train encoders (BERT, RoBERTa, ...); train a decoder with `llm_methods pretrain --set objective=clm`")
+
 def load_model(name_or_path:str, # local checkpoint folder or hub id
                kind:str="causal", # "causal", "masked", "pretraining", "seq_cls" or "base"
                dtype:str|torch.dtype|None=None, # e.g. "bfloat16"; None keeps the checkpoint's
@@ -388,6 +402,7 @@ def load_model(name_or_path:str, # local checkpoint folder or hub id
     if kind not in _MODEL_CLASSES: raise ValueError(f"kind must be one of {list(_MODEL_CLASSES)}, got {kind!r}")
     src, extra = _resolve(name_or_path, "model")
     cls = getattr(transformers, _MODEL_CLASSES[kind])
+    _check_kind(name_or_path, src, extra, kind, trust_remote_code)
     if isinstance(dtype, str): dtype = getattr(torch, dtype)
     try:
         with _quiet_loading(): return cls.from_pretrained(src, dtype=dtype, trust_remote_code=trust_remote_code,
@@ -405,6 +420,14 @@ def load_tokenizer(name_or_path:str, trust_remote_code:bool=False, **kwargs):
     try: return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **extra, **kwargs)
     except Exception as e:
         raise LoadError(f"could not load tokenizer {str(name_or_path)!r}: {type(e).__name__}: {e}") from e
+
+def causal_inputs_only(tok, model):
+    "Stop `tok` from returning inputs `model.forward` does not take (BERT-style tokenizers give `token_type_ids`, which `generate` rejects)."
+    import inspect
+    # a catch-all **kwargs does not count: generate() checks for the named argument and refuses the input otherwise
+    if "token_type_ids" in tok.model_input_names and "token_type_ids" not in inspect.signature(model.forward).parameters:
+        tok.model_input_names = [n for n in tok.model_input_names if n != "token_type_ids"]
+    return tok
 
 # %% ../nbs/00_core.ipynb #f3c3c3d2
 def _type_ok(v, tp) -> bool:

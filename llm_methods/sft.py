@@ -8,7 +8,7 @@ import os, re, json, time, shutil, dataclasses, contextlib, hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash
+from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, causal_inputs_only
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
 from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
@@ -201,8 +201,8 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
 def load_model_and_tokenizer(cfg) -> tuple:
     "The model and tokenizer named by `cfg.model`/`cfg.tokenizer`, or the tiny base."
     if cfg.model is None: return tiny_base(device=cfg.device or "cpu")
-    tok = load_tokenizer(cfg.tokenizer or cfg.model)
-    model = load_model(cfg.model)
+    model = load_model(cfg.model)  # first: a wrong model path is reported as the model's
+    tok = causal_inputs_only(load_tokenizer(cfg.tokenizer or cfg.model), model)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return model.to(get_device(cfg.device)), tok
 

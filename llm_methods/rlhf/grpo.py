@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, time, shutil, dataclasses
 from dataclasses import dataclass, field
 import torch
-from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic
+from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic, causal_inputs_only
 from ..base import tiny_world, trainer_device_args, _history_callback
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
 from .common import tiny_sft, rlhf_heldout
@@ -105,8 +105,10 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs or [exact_match_reward], args=grpo_args(cfg, out, **overrides),
                           train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=peft_config,
                           callbacks=[_history_callback()])
-    t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    try: trainer.train()
+    finally: shutil.rmtree(out, ignore_errors=True)  # also when training fails: no folders left in home_dir()/tmp
+    train_s = time.perf_counter() - t0
     hist = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "History").logs
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
 
@@ -115,7 +117,8 @@ def run_grpo(cfg:GRPORunConfig) -> Result:
     seed_everything(cfg.seed)
     if cfg.model is None: model, tok = tiny_sft(device=cfg.device or "cpu")
     else:
-        tok = load_tokenizer(cfg.tokenizer or cfg.model); model = load_model(cfg.model).to(get_device(cfg.device))
+        model = load_model(cfg.model).to(get_device(cfg.device))
+        tok = causal_inputs_only(load_tokenizer(cfg.tokenizer or cfg.model), model)  # no token_type_ids into generate
         if tok.pad_token is None: tok.pad_token = tok.eos_token
     with Meter() as m:
         info = grpo_train(model, tok, grpo_dataset("train"), cfg)
