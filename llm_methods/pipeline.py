@@ -8,6 +8,7 @@ import json, csv, time, dataclasses, importlib, sys, os, traceback, contextlib, 
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import from_dict, seed_everything, Meter, count_params, write_atomic, home_dir
+from .sft import SFTRunConfig
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 
 # %% auto #0
@@ -206,6 +207,8 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
     if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
+    if issubclass(cls, SFTRunConfig):  # the supervised stages keep their trained model (or adapter) in the run folder
+        ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))
     try:
         if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
             return [from_dict(cls, {**ov, "shots": k}) for k in cfg._shots]
