@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib
+import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -24,25 +24,25 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropRecords("Faile
 if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'code_fingerprint', 'home_dir', 'cached_dir',
+__all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'files_hash', 'code_fingerprint', 'home_dir', 'cached_dir',
            'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash', 'RunDirBusy', 'own_run_dir',
            'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable',
            'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
+def files_hash(path:str|Path, n:int=16) -> str:
+    "The first `n` hex digits of a sha256 over a file, or over a folder's files (names and bytes; caches skipped)."
+    import hashlib
+    p = Path(path).expanduser(); h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    for f in files: h.update(str(f.relative_to(p) if f != p else f.name).encode()); h.update(f.read_bytes())
+    return h.hexdigest()[:n]
+
+@functools.cache
 def code_fingerprint() -> str:
     "A short hash of the installed package's files (code, configs, the shipped base): what the default cache is keyed by."
-    global _FINGERPRINT
-    if _FINGERPRINT is None:
-        import hashlib, llm_methods
-        root = Path(llm_methods.__file__).resolve().parent
-        h = hashlib.sha256()
-        for f in sorted(root.rglob("*")):
-            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
-                h.update(str(f.relative_to(root)).encode()); h.update(f.read_bytes())
-        _FINGERPRINT = h.hexdigest()[:10]
-    return _FINGERPRINT
-_FINGERPRINT = None
+    import llm_methods
+    return files_hash(Path(llm_methods.__file__).resolve().parent, 10)
 
 def home_dir() -> Path:
     "The folder where llm_methods caches what it builds: `$LLM_METHODS_HOME`, else `~/.cache/llm_methods/<version>-<code hash>`."

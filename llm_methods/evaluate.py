@@ -212,7 +212,7 @@ def results_path(path=None) -> Path: return Path(path) if path else home_dir() /
 
 def record_key(r:Result) -> tuple:
     "What makes two rows of the record the same experiment: method, model, data and the settings' hash (`core.config_hash`)."
-    return (r.method, r.extra.get("model"), r.extra.get("data"), r.extra.get("config_hash"))
+    return (r.method, r.extra.get("base_model"), r.extra.get("data"), r.extra.get("config_hash"))
 
 def record_result(res:Result, path:str|Path|None=None) -> Path:
     "Add `res` to the result record (replacing an earlier row of the same `record_key`); write atomically."

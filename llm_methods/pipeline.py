@@ -85,9 +85,9 @@ def _stage_list(spec:str) -> list[str]:
     return stages
 
 class RunResults(list):
-    "The rows of a run (a list of `Result`) with `failed`: {stage: one-line cause} and `out`, the run directory."
-    def __init__(self, rows=(), failed:dict|None=None, out:Path|None=None):
-        super().__init__(rows); self.failed, self.out = dict(failed or {}), out
+    "The rows of a run (a list of `Result`) with `failed`: {stage: one-line cause}."
+    def __init__(self, rows=(), failed:dict|None=None):
+        super().__init__(rows); self.failed = dict(failed or {})
 
 @contextlib.contextmanager
 def _stage_output(log:Path, verbose:bool):
@@ -126,10 +126,10 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
     stages = _stage_list(cfg.stages)
     for s in cfg.overrides:
         if s not in stages: raise ValueError(f"overrides for stage {s!r}, which is not in this run ({', '.join(stages)})")
-    for s in stages: _stage_configs(s, cfg)  # every stage's settings are checked before any stage runs
+    configs = {s: _stage_configs(s, cfg) for s in stages}  # every stage's settings are checked before any stage runs
     out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
     _check_run_dir(out, cfg)
-    results, failed = RunResults(out=out), {}
+    results, failed = RunResults(), {}
     con = _console()
     bar = None
     if not cfg.verbose and getattr(con, "isatty", lambda: False)():
@@ -150,7 +150,7 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
         (out / s / "error.txt").unlink(missing_ok=True)
         t0 = time.perf_counter()
         try:
-            with _stage_output(log, cfg.verbose): got = _run_stage(s, cfg)
+            with _stage_output(log, cfg.verbose): got = _run_stage(s, configs[s], cfg)
         except Exception as e:
             if not cfg.keep_going:
                 if bar: bar.close()
@@ -215,14 +215,14 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
         return [from_dict(cls, ov)]
     except (ValueError, TypeError) as e: raise ValueError(f"stage {s}: {e}") from None
 
-def _run_stage(s:str, cfg:PipelineConfig) -> list[Result]:
-    "Run one stage with the settings `_stage_configs` resolves."
+def _run_stage(s:str, configs:list, cfg:PipelineConfig) -> list[Result]:
+    "Run stage `s` once per config in `configs` (from `_stage_configs`)."
     from llm_methods.cli import STAGES
     mod, _, fn, _ = STAGES[s]
-    if cfg.deepspeed is not None and not hasattr(_stage_configs(s, cfg)[0], "deepspeed"):
+    if cfg.deepspeed is not None and not hasattr(configs[0], "deepspeed"):
         print(f"({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
     run = getattr(importlib.import_module(mod), fn)
-    return [run(c) for c in _stage_configs(s, cfg)]
+    return [run(c) for c in configs]
 
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."

@@ -4,11 +4,11 @@
 
 # %% ../nbs/02_sft.ipynb #48796705
 from __future__ import annotations
-import os, re, json, time, shutil, dataclasses, contextlib, hashlib
+import os, re, json, time, shutil, dataclasses, contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, causal_inputs_only
+from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, causal_inputs_only, files_hash
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
 from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
@@ -247,7 +247,7 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     rep = score_heldout(model, tok, cfg)
     if rep is None: extra["heldout"] = False  # the user's own data: no held-out set to score (not "0 %")
     rep = rep or EvalReport(score=0.0, per_task={}, n=0)
-    extra.update(model=cfg.model or "tiny base", data=cfg.data or "tiny world", config_hash=config_hash(cfg))
+    extra.update(base_model=cfg.model or "tiny base", data=cfg.data or "tiny world", config_hash=config_hash(cfg))
     last = info["history"][-1]["loss"] if info.get("history") else None
     examples = {}  # a few predictions per task, so a result row can be read, not only counted
     for r in rep.rows:
@@ -267,14 +267,6 @@ def run_output(cfg, stage:str):
     if not cfg.output_dir: return contextlib.nullcontext({})
     return own_run_dir(cfg.output_dir, cfg, stage, overwrite=cfg.overwrite)
 
-def _fingerprint(path:str|None) -> str|None:
-    "sha256 (first 16 hex) of a data file or of a saved dataset folder's files."
-    if path is None: return None
-    p = Path(path).expanduser(); h = hashlib.sha256()
-    for f in ([p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())):
-        h.update(f.name.encode()); h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
 def save_final(cfg, model, tok, res:Result, man:dict):
     "Save the trained model (or PEFT adapter) and tokenizer to `cfg.output_dir` and fill the run manifest `man`."
     if not cfg.output_dir: return
@@ -285,7 +277,7 @@ def save_final(cfg, model, tok, res:Result, man:dict):
         load = (f"from peft import AutoPeftModelForCausalLM; model = AutoPeftModelForCausalLM.from_pretrained({str(out)!r})"
                 f"  # adapter on {base!r}")
     else: load = f"from transformers import AutoModelForCausalLM; model = AutoModelForCausalLM.from_pretrained({str(out)!r})"
-    man.update(base_model=base, data=cfg.data or "the tiny world's instructions", data_fingerprint=_fingerprint(cfg.data),
+    man.update(base_model=base, data=cfg.data or "the tiny world's instructions", data_fingerprint=files_hash(cfg.data) if cfg.data else None,
                metrics={"score": res.score if res.extra.get("heldout", True) else None, "per_task": res.per_task,
                         "final_loss": res.extra.get("final_loss")}, load=load)
     res.extra.update(saved_to=str(out), load_with=load)
