@@ -7,6 +7,8 @@ the error can be read), prints the slowest cells, and exits 1 if any notebook fa
 """
 import sys, os, time, pathlib, re, configparser, traceback
 from execnb.nbio import read_nb, write_nb
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from clean_outputs import clean
 from execnb.shell import CaptureShell
 
 _cfg = configparser.ConfigParser(); _cfg.read(pathlib.Path(__file__).resolve().parents[1] / "settings.ini")
@@ -34,6 +36,7 @@ def run_nb(path) -> bool:
     finally:
         os.chdir(cwd)
         write_nb(nb, path)
+        clean(path)  # final progress-bar states, no machine paths (tools/clean_outputs.py)
     for t, i, s in sorted(times, reverse=True)[:5]: print(f"  {t:6.1f} s  cell {i}: {s}")
     print(f"ran {path.name} in {time.time() - t0:.0f} s" + ("" if ok else " (FAILED)"))
     return ok

@@ -1,0 +1,34 @@
+"The saved-outputs rule (tools/clean_outputs.py): what it rewrites, what it flags, and that the committed notebooks pass it."
+import json, pathlib, sys
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from clean_outputs import clean_text, problems, MAX_TEXT
+
+
+def test_redraws_collapse_to_the_final_state():
+    bar = "train:   0%|   | 0/3\rtrain:  33%|#  | 1/3\rtrain: 100%|###| 3/3\nloss 0.5\n"
+    assert clean_text(bar) == "train: 100%|###| 3/3\nloss 0.5\n"
+
+
+def test_machine_paths_become_names():
+    t = ("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/transformers/x.py:3: FutureWarning\n"
+         "/repo/llm_methods/assets/tiny_base | /root/.cache/llm_methods/0.1.0-0123456789/base | /tmp/tmpab12/run\n"
+         "/root/.pyenv/versions/3.11.7/bin/python -m deepspeed")
+    got = clean_text(t, root="/repo")
+    assert got == ("<site-packages>/transformers/x.py:3: FutureWarning\n"
+                   "llm_methods/assets/tiny_base | $LLM_METHODS_HOME/base | $TMP/tmpab12/run\npython -m deepspeed"), got
+
+
+def test_problems_are_flagged():
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"name": "stderr", "output_type": "stream", "text": "a\rb\n"},
+        {"name": "stdout", "output_type": "stream", "text": ["saved to /work/main/runs/x\n"]},
+        {"output_type": "execute_result", "data": {"text/plain": "x" * (MAX_TEXT + 1)}}]}]}
+    got = problems(nb)
+    assert len(got) == 3 and "redraw" in got[0] and "machine path" in got[1] and "characters" in got[2], got
+    assert problems({"cells": [{"cell_type": "code", "outputs": [{"name": "stdout", "text": clean_text("a\rb /tmp/x\n")}]}]}) == []
+
+
+def test_committed_notebooks_pass():
+    bad = {p.name: problems(json.loads(p.read_text()))[:2] for p in sorted((ROOT / "nbs").glob("*.ipynb"))}
+    assert not {k: v for k, v in bad.items() if v}, bad
