@@ -45,7 +45,7 @@ def _sources():
 
 def test_every_import_is_declared():
     dists = md.packages_distributions()  # import name -> distributions that provide it
-    local = {"llm_methods", "tools", "benchmarks", "lib"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
+    local = {"llm_methods", "tools", "benchmarks", "lib"} | {p.stem for d in ("tests", "tools") for p in (ROOT / d).glob("*.py")}
     missing = {}
     for path, code, declared in _sources():
         names = {_name(r) for r in declared}
