@@ -147,7 +147,9 @@ class BaseConfig:
     init_std: float = 0.08
     train: dict = field(default_factory=dict) # CLMConfig fields (defaults if empty)
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + "|v1"
+        resolved = {**dataclasses.asdict(self), "world": dataclasses.asdict(WorldConfig(**self.world)),  # defaults included: changing
+                    "train": {k: v for k, v in dataclasses.asdict(CLMConfig(**self.train)).items() if k != "progress"}}  # one changes the key
+        blob = json.dumps(resolved, sort_keys=True) + "|v2"  # v2: the corpus has chat dialogs (00a_data)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 def build_base(cfg:BaseConfig) -> tuple:

@@ -14,6 +14,7 @@ __all__ = ['STAGES', 'register_stage', 'build_parser', 'recipes_dir', 'resolve_c
 STAGES: dict[str, tuple[str, str, str, str]] = {
     "run": ("llm_methods.pipeline", "PipelineConfig", "run_pipeline", "the main job: every stage on the tiny default (or a real model), one table"),
     "base": ("llm_methods.pipeline", "BaseStageConfig", "run_base", "pretrain the tiny base on the tiny world and score it"),
+    "mlm": ("llm_methods.pipeline", "MLMStageConfig", "run_mlm", "BERT-style masked LM + next-sentence prediction on the tiny world (two rows: mlm, nsp)"),
     "compute": ("llm_methods.pretrain.compute", "ComputeConfig", "compute_budget", "training compute, time and memory budget (e.g. --set params=175e9 tokens=300e9)"),
     "pretrain": ("llm_methods.pretrain.clm", "PretrainConfig", "run_pretrain", "pretrain a causal LM (clm) or BERT (mlm) from a config or checkpoint"),
     "sft": ("llm_methods.sft", "SFTRunConfig", "run_sft", "supervised instruction fine-tuning, all parameters (TRL SFTTrainer)"),

@@ -11,9 +11,9 @@ from typing import Iterable
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['COLORS', 'CITIES', 'PETS', 'ATTRS', 'FORMATS', 'CHAT_TEMPLATE', 'WorldConfig', 'fact_sentence', 'fact_plain',
-           'fact_question', 'add_plain', 'add_question', 'rev_plain', 'rev_question', 'icl_plain', 'TinyWorld',
-           'validate_rows', 'train_tokenizer']
+__all__ = ['COLORS', 'CITIES', 'PETS', 'ATTRS', 'SIGNOFF', 'FORMATS', 'CHAT_TEMPLATE', 'WorldConfig', 'fact_sentence',
+           'fact_plain', 'fact_question', 'add_plain', 'add_question', 'rev_plain', 'rev_question', 'chat_text',
+           'strip_signoff', 'gold_prefers', 'icl_plain', 'TinyWorld', 'validate_rows', 'train_tokenizer']
 
 # %% ../nbs/00a_data.ipynb #b3537ab6
 @dataclass
@@ -21,7 +21,7 @@ class WorldConfig:
     "Settings of the tiny world; every number is validated on construction."
     seed: int = 0 # one seed decides every entity, item and split
     n_entities: int = 60 # invented entities, each with a color, a city and a pet
-    n_add: int = 3000 # two-digit addition pairs used in training (of 8,100 possible)
+    n_add: int = 6000 # two-digit addition pairs in training (of 8,100 possible); with 3,000 the base memorises sums instead of learning to add
     n_words: int = 2000 # random 3-5 letter words for the reversal skill (training)
     n_episodes: int = 600 # in-context episodes (documents) in the corpus
     n_heldout: int = 100 # held-out items per skill (add, rev, icl); facts: `heldout_entity_frac` of entities
@@ -29,11 +29,16 @@ class WorldConfig:
     icl_keys: int = 4 # keys in each episode's mapping
     icl_shots: int = 4 # demonstrations in held-out episodes
     fact_repeats: int = 6 # how often each entity's document appears in the corpus
+    chat_frac: float = 0.1 # share of the training questions that also appear in the corpus as chat dialogs (a base has seen the format)
+    signoff_frac: float = 0.5 # share of demonstrations (and corpus dialogs) that end with the sign-off `SIGNOFF`
     def __post_init__(self):
         for k in ("n_entities", "n_add", "n_words", "n_episodes", "n_heldout", "icl_keys", "fact_repeats"):
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"WorldConfig.{k} must be a positive int, got {v!r}")
         if self.n_entities < 4: raise ValueError(f"WorldConfig.n_entities must be >= 4, got {self.n_entities}")
+        for k in ("chat_frac", "signoff_frac"):
+            v = getattr(self, k)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1: raise ValueError(f"WorldConfig.{k} must be in [0, 1], got {v!r}")
         if not 0 < self.heldout_entity_frac < 1: raise ValueError(f"WorldConfig.heldout_entity_frac must be in (0, 1), got {self.heldout_entity_frac}")
         if self.n_add + self.n_heldout > 90 * 90: raise ValueError(f"WorldConfig.n_add + n_heldout must be <= 8100 two-digit pairs, got {self.n_add + self.n_heldout}")
         if self.n_words + self.n_heldout > 20000: raise ValueError(f"WorldConfig.n_words + n_heldout must be <= 20000, got {self.n_words + self.n_heldout}")
@@ -58,6 +63,22 @@ def add_plain(a:int, b:int) -> str: return f"{a}+{b}="
 def add_question(a:int, b:int) -> str: return f"what is {a} plus {b}?"
 def rev_plain(w:str) -> str: return f"rev {w}="
 def rev_question(w:str) -> str: return f"reverse {w}"
+SIGNOFF = " :)" # the answer style the demonstrators disagree on: a sign-off after the answer (see the preferences below)
+
+def chat_text(question:str, answer:str) -> str:
+    "One user/assistant exchange exactly as `CHAT_TEMPLATE` renders it (the corpus has no tokenizer yet to render it)."
+    return f"<|user|>{question}\n<|assistant|>{answer}</s>"
+
+def strip_signoff(text:str) -> str:
+    "The answer in a response: the response without the sign-off it may end with."
+    text = text.rstrip()
+    while text.endswith(SIGNOFF.strip()): text = text[:-len(SIGNOFF.strip())].rstrip()
+    return text
+
+def gold_prefers(response:str) -> bool:
+    "The gold judge: a rule, independent of any learned reward model. It prefers answers that come without the sign-off."
+    return SIGNOFF.strip() not in response
+
 def icl_plain(demos:list[tuple[str,str]], query:str) -> str:
     "An in-context episode: demonstrations `k:v` then the query key; the answer is the query's value."
     return "ctx " + "".join(f"{k}:{v} " for k, v in demos) + f"{query}:"
@@ -123,8 +144,20 @@ def documents(self:TinyWorld) -> list[list[str]]:
     for sents in by_l.values():
         for i in range(0, len(sents), 4): docs.append(sents[i:i + 4])
     for ep in self.episodes: docs.append([icl_plain(d, q) + a for d, q, a in ep])
+    docs += self.chat_documents()
     rng.shuffle(docs)
     return docs
+
+@patch
+def chat_documents(self:TinyWorld) -> list[list[str]]:
+    "Chat dialogs in the corpus: `chat_frac` of the training questions, four per document (one task each), answered in either style."
+    rng = random.Random(self.cfg.seed + 4)
+    by_task = {}
+    for it in self._items("train"):
+        if it["question"] is not None and rng.random() < self.cfg.chat_frac:
+            ans = it["answer"] + (SIGNOFF if rng.random() < self.cfg.signoff_frac else "")
+            by_task.setdefault(it["task"], []).append(chat_text(it["question"], ans))
+    return [d[i:i + 4] for d in by_task.values() for i in range(0, len(d), 4)]
 
 @patch
 def corpus(self:TinyWorld) -> list[str]:
@@ -165,23 +198,30 @@ def _items(self:TinyWorld, split:str) -> list[dict]:
 
 @patch
 def instructions(self:TinyWorld, split:str="train", n:int|None=None) -> list[dict]:
-    "Instruction rows `{task, prompt, completion, messages}` (question tasks only), shuffled; `n` caps the count."
-    rng = random.Random(self.cfg.seed + 2)
-    rows = [dict(task=it["task"], prompt=it["question"], completion=it["answer"],
-                 messages=[{"role": "user", "content": it["question"]}, {"role": "assistant", "content": it["answer"]}])
-            for it in self._items(split) if it["question"] is not None]
+    "Instruction rows `{task, prompt, completion, answer, messages}` (question tasks only), shuffled; `n` caps the count. Training demonstrations end with `SIGNOFF` at rate `signoff_frac`; held-out rows never do."
+    rng, style = random.Random(self.cfg.seed + 2), random.Random(self.cfg.seed + 5)
+    rows = []
+    for it in self._items(split):
+        if it["question"] is None: continue
+        c = it["answer"] + (SIGNOFF if split == "train" and style.random() < self.cfg.signoff_frac else "")
+        rows.append(dict(task=it["task"], prompt=it["question"], completion=c, answer=it["answer"],
+                         messages=[{"role": "user", "content": it["question"]}, {"role": "assistant", "content": c}]))
     rng.shuffle(rows)
     return rows[:n] if n else rows
 
 @patch
-def preferences(self:TinyWorld, split:str="train", n:int|None=None) -> list[dict]:
-    "Preference rows `{task, prompt, chosen, rejected}`: the right answer against a plausible wrong one."
+def preferences(self:TinyWorld, split:str="train", n:int|None=None,
+                kind:str="style", # "style": the plain answer over the same answer with the sign-off; "correct": the right answer over a plausible wrong one
+               ) -> list[dict]:
+    "Preference rows `{task, prompt, chosen, rejected}` of one `kind`."
+    if kind not in ("style", "correct"): raise ValueError(f"kind must be 'style' or 'correct', got {kind!r}")
     rng = random.Random(self.cfg.seed + 3)
     rows = []
     for it in self._items(split):
         if it["question"] is None: continue
         ctx = ATTRS[it["attr"]] if it["task"] == "fact" else None
-        rows.append(dict(task=it["task"], prompt=it["question"], chosen=it["answer"], rejected=_wrong(rng, it["task"], it["answer"], ctx)))
+        bad = it["answer"] + SIGNOFF if kind == "style" else _wrong(rng, it["task"], it["answer"], ctx)
+        rows.append(dict(task=it["task"], prompt=it["question"], chosen=it["answer"], rejected=bad))
     rng.shuffle(rows)
     return rows[:n] if n else rows
 

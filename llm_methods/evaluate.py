@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .core import home_dir, count_params, Meter
+from .data import strip_signoff, gold_prefers, SIGNOFF
 
 # %% auto #0
 __all__ = ['STYLES', 'format_prompt', 'is_prompt_learning', 'generate_greedy', 'EvalReport', 'evaluate', 'perplexity',
@@ -99,19 +100,23 @@ class EvalReport:
     per_task: dict
     n: int
     rows: list = field(repr=False, default_factory=list)
+    preferred: float|None = None # the gold judge's preferred-style rate over the question items (`data.gold_prefers`); None in plain style
     def __str__(self):
-        return f"exact match {self.score:.1%} on {self.n} items (" + ", ".join(f"{k} {v:.1%}" for k, v in self.per_task.items()) + ")"
+        pref = "" if self.preferred is None else f"; preferred style {self.preferred:.1%}"
+        return f"exact match {self.score:.1%} on {self.n} items (" + ", ".join(f"{k} {v:.1%}" for k, v in self.per_task.items()) + ")" + pref
 
 def evaluate(model, tok, items:list[dict], # tiny-world items (or dicts with `plain`/`question`, `answer`, optional `stop`)
              style:str="chat", # prompt style: plain, qa or chat
              batch_size:int=64, max_new_tokens:int|None=None, use_cache:bool|None=None) -> EvalReport:
-    "Greedy exact-match accuracy of `model` on `items`."
+    "Greedy exact-match accuracy of `model` on `items` (an answer may end with the sign-off: `data.strip_signoff`), and the gold judge's preferred-style rate."
     if not items: raise ValueError("evaluate() got no items")
     for i, it in enumerate(items):
         if "answer" not in it or ("plain" not in it and "question" not in it):
             raise ValueError(f"item {i} needs 'answer' and 'plain' or 'question' keys, got {sorted(it)}")
     prompts = [format_prompt(it, style, tok) for it in items]
-    if max_new_tokens is None: max_new_tokens = max(len(tok(it["answer"], add_special_tokens=False)["input_ids"]) for it in items) + 2
+    if max_new_tokens is None:  # room for the longest answer, the sign-off it may end with, and eos
+        max_new_tokens = max(len(tok(it["answer"], add_special_tokens=False)["input_ids"]) for it in items) + 2
+        if style != "plain": max_new_tokens += len(tok(SIGNOFF, add_special_tokens=False)["input_ids"])
     # items may carry their own stop strings (an in-context episode's answer ends at the next space)
     groups = {}
     for i, it in enumerate(items): groups.setdefault(tuple(it.get("stop", ("\n",))), []).append(i)
@@ -122,11 +127,14 @@ def evaluate(model, tok, items:list[dict], # tiny-world items (or dicts with `pl
         for i, p in zip(idx, out): preds[i] = p
     rows, by = [], {}
     for it, p, pr in zip(items, prompts, preds):
-        ok = pr == it["answer"].strip()
-        rows.append(dict(task=it.get("task", "all"), prompt=p, answer=it["answer"], pred=pr, correct=ok))
+        ok = strip_signoff(pr) == it["answer"].strip()
+        q = style != "plain" and it.get("question") is not None
+        rows.append(dict(task=it.get("task", "all"), prompt=p, answer=it["answer"], pred=pr, correct=ok, preferred=gold_prefers(pr) if q else None))
         by.setdefault(rows[-1]["task"], []).append(ok)
     per_task = {k: sum(v) / len(v) for k, v in by.items()}
-    return EvalReport(score=sum(r["correct"] for r in rows) / len(rows), per_task=per_task, n=len(rows), rows=rows)
+    judged = [r["preferred"] for r in rows if r["preferred"] is not None]
+    return EvalReport(score=sum(r["correct"] for r in rows) / len(rows), per_task=per_task, n=len(rows), rows=rows,
+                      preferred=sum(judged) / len(judged) if judged else None)
 
 # %% ../nbs/00b_evaluate.ipynb #e2d3e829
 @torch.no_grad()
@@ -190,6 +198,13 @@ class Result:
     wall_s: float = 0.0 # wall time of the method's own work (training + scoring)
     predicted_mem_mb: float|None = None # from the compute-math memory model, where it applies
     device: str = "" # e.g. "cpu", "NVIDIA H100 80GB HBM3"
+    steps: int|None = None # optimizer steps (PPO, GRPO: policy updates; None: nothing trained)
+    tokens: int|None = None # training tokens the optimizer saw (prompt and answer, padding excluded)
+    lr: float|None = None # peak learning rate
+    seed: int|None = None
+    score_std: float|None = None # standard deviation of `score` across seeds, where a seed spread was measured
+    gold_preferred: float|None = None # the gold judge's preferred-style rate on held-out questions (0..1)
+    kl_from_sft: float|None = None # KL(model || SFT model) on held-out prompts, nats per answer token (0 for SFT)
     extra: dict = field(default_factory=dict) # anything method-specific (perplexity, ranks, KL, ...)
     date: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
     @property
@@ -206,6 +221,7 @@ def make_result(method:str, report:EvalReport, model=None, meter:Meter|None=None
     tr, tot = count_params(model) if model is not None else (0, 0)
     kw.setdefault("trainable_params", tr); kw.setdefault("total_params", tot)
     if meter is not None: kw.setdefault("peak_mem_mb", round(meter.peak_mb, 1)); kw.setdefault("wall_s", round(meter.wall_s, 2))
+    kw.setdefault("gold_preferred", None if report.preferred is None else round(report.preferred, 4))
     return Result(method=method, score=report.score, per_task=dict(report.per_task), device=device_name(model), **kw)
 
 def results_path(path=None) -> Path: return Path(path) if path else home_dir() / "results.jsonl"
@@ -230,15 +246,20 @@ def load_results(path:str|Path|None=None) -> list[Result]:
     return [Result(**json.loads(l)) for l in p.read_text().splitlines() if l.strip()]
 
 def results_table(results:list[Result]) -> str:
-    "The comparison table as markdown."
+    "The comparison table as markdown: a column appears when some row has its value."
     tasks = sorted({t for r in results for t in r.per_task})
-    al = any(r.extra.get("answer_loss") is not None for r in results)  # a column only when some row measured it
-    head = ("| method | held-out EM | " + ("answer loss | " if al else "") + " | ".join(tasks)
+    def num(v, f): return "–" if v is None else format(v, f)
+    opt = [("± (seeds)", lambda r: num(r.score_std, ".1%")), ("answer loss", lambda r: num(r.extra.get("answer_loss"), ".2f")),
+           ("preferred", lambda r: num(r.gold_preferred, ".0%")), ("KL from SFT", lambda r: num(r.kl_from_sft, ".3f")),
+           ("steps", lambda r: num(r.steps, ",")), ("tokens", lambda r: num(r.tokens, ",")), ("lr", lambda r: num(r.lr, "g"))]
+    keys = {"± (seeds)": "score_std", "preferred": "gold_preferred", "KL from SFT": "kl_from_sft", "steps": "steps", "tokens": "tokens", "lr": "lr"}
+    opt = [(h, f) for h, f in opt if any((r.extra.get("answer_loss") if h == "answer loss" else getattr(r, keys[h])) is not None for r in results)]
+    head = ("| method | held-out EM | " + "".join(f"{h} | " for h, _ in opt) + " | ".join(tasks)
             + " | trainable | % | peak MiB | predicted MiB | time s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         pt = " | ".join(f"{r.per_task[t]:.0%}" if t in r.per_task else "–" for t in tasks)
         pred = f"{r.predicted_mem_mb:.0f}" if r.predicted_mem_mb else "–"
-        a = (f"{r.extra['answer_loss']:.2f} | " if r.extra.get("answer_loss") is not None else "– | ") if al else ""
-        lines.append(f"| {r.method} | {r.score:.1%} | {a}{pt} | {r.trainable_params:,} | {r.trainable_pct:.2f} | {r.peak_mem_mb:.0f} | {pred} | {r.wall_s:.0f} |")
+        o = "".join(f"{f(r)} | " for _, f in opt)
+        lines.append(f"| {r.method} | {r.score:.1%} | {o}{pt} | {r.trainable_params:,} | {r.trainable_pct:.2f} | {r.peak_mem_mb:.0f} | {pred} | {r.wall_s:.0f} |")
     return "\n".join(lines)

@@ -12,8 +12,8 @@ from .sft import SFTRunConfig
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 
 # %% auto #0
-__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'PipelineConfig', 'available_stages', 'RunResults', 'run_pipeline',
-           'write_tables', 'plot_run']
+__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'MLMStageConfig', 'run_mlm', 'PipelineConfig', 'available_stages',
+           'RunResults', 'run_pipeline', 'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
 @dataclass
@@ -37,8 +37,33 @@ def run_base(cfg:BaseStageConfig|None=None) -> Result:
     print(f"base: {rep}; perplexity {ppl:.2f}")
     return res
 
+@dataclass
+class MLMStageConfig:
+    "Settings of the `mlm` stage: a tiny BERT pretrained with masked LM + next-sentence prediction on the tiny world (`01b_mlm_nsp`)."
+    steps: int = 600 # optimizer steps
+    seed: int = 0
+    device: str|None = None
+    record: bool = True
+
+def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
+    "Two rows from one BERT run: `mlm` (held-out masked-token accuracy) and `nsp` (held-out next-sentence accuracy), each with its random-init baseline."
+    from llm_methods.pretrain.clm import PretrainConfig, run_pretrain
+    cfg = cfg or MLMStageConfig()
+    r = run_pretrain(PretrainConfig(objective="mlm", model="bert", steps=cfg.steps, seed=cfg.seed, device=cfg.device, record=False, method="mlm"))
+    b, x = r.extra["before"], r.extra
+    common = dict(trainable_params=r.trainable_params, total_params=r.total_params, peak_mem_mb=r.peak_mem_mb, wall_s=r.wall_s,
+                  device=r.device, steps=cfg.steps, tokens=x.get("tokens"), lr=PretrainConfig.lr, seed=cfg.seed)
+    rows = [Result(method="mlm", score=x["heldout_mlm_acc"], extra={"score_is": "held-out masked-token accuracy", "random_init": round(b["mlm_acc"], 4),
+                   "majority_token": round(x["heldout_mlm_majority"], 4), "n_masked": x["heldout_n_masked"], "history": x["history"]}, **common),
+            Result(method="nsp", score=x["heldout_nsp_acc"], extra={"score_is": "held-out next-sentence accuracy (half the pairs are random: chance 50 %)",
+                   "random_init": round(b["nsp_acc"], 4), "n_pairs": x["heldout_n_pairs"]}, **common)]
+    if cfg.record:
+        for row in rows: record_result(row)
+    print(f"mlm: masked-token accuracy {rows[0].score:.1%} (random init {b['mlm_acc']:.1%}); next-sentence accuracy {rows[1].score:.1%} (random init {b['nsp_acc']:.1%})")
+    return rows
+
 # %% ../nbs/08_compare.ipynb #ada19a9e
-ORDER = ["base", "sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"]
+ORDER = ["base", "mlm", "sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"]
 
 # stage settings of the quick profile (the tiny default's `llm_methods run`); a user's overrides win over these.
 # SFT keeps its default: it is the model every RLHF stage starts from, so its row is their starting point. PPO scores
@@ -222,7 +247,10 @@ def _run_stage(s:str, configs:list, cfg:PipelineConfig) -> list[Result]:
     if cfg.deepspeed is not None and not hasattr(configs[0], "deepspeed"):
         print(f"({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
     run = getattr(importlib.import_module(mod), fn)
-    return [run(c) for c in configs]
+    out = []
+    for c in configs:
+        got = run(c); out += got if isinstance(got, list) else [got]  # a stage may give several rows (mlm: mlm and nsp)
+    return out
 
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."

@@ -136,7 +136,7 @@ def sft_args(cfg:SFTRunConfig, output_dir:str, **extra):
               gradient_checkpointing=gc, max_length=cfg.max_length, packing=cfg.packing,
               assistant_only_loss=cfg.data_format == "messages", save_strategy="steps" if cfg.save_steps else "no",
               save_steps=cfg.save_steps or 500, dataloader_pin_memory=False, disable_tqdm=not cfg.progress,
-              deepspeed=cfg.deepspeed, **trainer_device_args(cfg.device))
+              deepspeed=cfg.deepspeed, include_num_input_tokens_seen="non_padding", **trainer_device_args(cfg.device))
     if gc: kw["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     kw.update(extra)
     return SFTConfig(**kw)
@@ -257,7 +257,10 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     if cfg.data is None and getattr(tok, "chat_template", None):  # the held-out answers' cross-entropy: shows learning that exact match (all or nothing) hides
         items = tiny_world().heldout(tasks=["fact", "add", "rev"], n_per_task=cfg.eval_n_per_task)
         extra.setdefault("answer_loss", round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4))
-    res = make_result(method, rep, model, meter, predicted_mem_mb=pred, extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
+    st = getattr(info.get("trainer"), "state", None)  # what the optimizer saw: steps and non-padding tokens (prompt and answer)
+    res = make_result(method, rep, model, meter, predicted_mem_mb=pred, steps=getattr(st, "global_step", None),
+                      tokens=getattr(st, "num_input_tokens_seen", None) or None, lr=cfg.lr, seed=cfg.seed,
+                      extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
                                                                            "examples": examples, **extra})
     if record: record_result(res)
     return res

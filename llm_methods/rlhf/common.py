@@ -13,7 +13,8 @@ from ..evaluate import evaluate, EvalReport
 
 # %% auto #0
 __all__ = ['RLHF_TASKS', 'cached_build', 'config_key', 'sft_path', 'tiny_sft', 'sft_info', 'rlhf_heldout', 'qa_prompt',
-           'preference_dataset', 'chat_prompts', 'completion_logprobs', 'render_completion', 'likelihood_preference']
+           'preference_dataset', 'chat_prompts', 'completion_logprobs', 'render_completion', 'likelihood_preference',
+           'kl_from_reference', 'kl_from_start']
 
 # %% ../../nbs/06_rlhf.ipynb #a0fbc10a
 def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
@@ -135,3 +136,39 @@ def likelihood_preference(model, tok, rows:list[dict]) -> dict:
     win = (lw > ll).tolist(); by = {}
     for r, w in zip(rows, win): by.setdefault(r.get("task", "all"), []).append(w)
     return {"accuracy": sum(win) / len(win), "per_task": {k: sum(v) / len(v) for k, v in by.items()}}
+
+# %% ../../nbs/06_rlhf.ipynb #9336f262
+@torch.no_grad()
+def kl_from_reference(model, ref, tok, items:list[dict], # held-out items with a `question` (e.g. `rlhf_heldout()`)
+                      max_new_tokens:int=16, batch_size:int=64) -> float:
+    "Mean exact KL(model || ref) per answer token on `model`'s greedy answers to `items` (nats per token)."
+    from llm_methods.evaluate import generate_greedy
+    prompts = chat_prompts(tok, [it["question"] for it in items])
+    answers = generate_greedy(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    dev = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    was = (model.training, ref.training); model.eval(); ref.eval()
+    tot, n = 0.0, 0
+    for i in range(0, len(prompts), batch_size):
+        P = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[i:i + batch_size]]
+        C = [tok(render_completion(tok, a), add_special_tokens=False)["input_ids"] for a in answers[i:i + batch_size]]
+        L = max(len(p) + len(c) for p, c in zip(P, C))
+        ids = torch.full((len(P), L), pad, dtype=torch.long); mask = torch.zeros_like(ids); cm = torch.zeros_like(ids)
+        for r, (p, c) in enumerate(zip(P, C)):
+            ids[r, :len(p) + len(c)] = torch.tensor(p + c); mask[r, :len(p) + len(c)] = 1; cm[r, len(p) - 1:len(p) + len(c) - 1] = 1
+        ids, mask, cm = ids.to(dev), mask.to(dev), cm.to(dev)
+        lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)  # position t predicts token t+1
+        lq = torch.log_softmax(ref(input_ids=ids.to(next(ref.parameters()).device), attention_mask=mask.to(next(ref.parameters()).device)).logits.float().to(dev), -1)
+        kl = (lp.exp() * (lp - lq)).sum(-1)  # (B, L): exact KL of the next-token distributions
+        tot += float((kl * cm).sum()); n += int(cm.sum())
+    model.train(was[0]); ref.train(was[1])
+    return tot / max(n, 1)
+
+def kl_from_start(model, tok, start:str|None, # the checkpoint the method started from (None: the tiny SFT model)
+                  items:list[dict]|None=None, device=None) -> float:
+    "`kl_from_reference` against a fresh copy of the starting model, on `items` (default: `rlhf_heldout()`)."
+    dev = device or next(model.parameters()).device
+    ref = tiny_sft(device=None)[0] if start is None else load_model(start)
+    kl = kl_from_reference(model, ref.to(dev), tok, items if items is not None else rlhf_heldout())
+    del ref
+    return round(kl, 4)

@@ -13,7 +13,7 @@ from ..core import home_dir, seed_everything, get_device, Meter, count_params, l
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result, EvalReport
 from .common import (tiny_sft, sft_path, preference_dataset, rlhf_heldout, chat_prompts, render_completion,
-                                     completion_logprobs)
+                                     completion_logprobs, kl_from_start)
 
 # %% auto #0
 __all__ = ['dpo_loss', 'DPORunConfig', 'dpo_args', 'dpo_trainer', 'dpo_train', 'batch_logps', 'rpo_loss', 'implicit_accuracy',
@@ -186,8 +186,9 @@ def run_dpo(cfg:DPORunConfig) -> Result:
     if cfg.output_dir:
         out = pol.merge_and_unload() if cfg.lora_r else pol
         save_pretrained_atomic(cfg.output_dir, out, tok)
-    res = make_result(cfg.method, rep, pol, m, extra={
-        "beta": cfg.beta, "lr": cfg.lr, "steps": cfg.steps, "sft_weight": cfg.sft_weight, "lora_r": cfg.lora_r,
+    kl = kl_from_start(pol, tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task)) if cfg.data is None else None
+    res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+        "beta": cfg.beta, "sft_weight": cfg.sft_weight, "lora_r": cfg.lora_r,
         "heldout_implicit_acc": imp["accuracy"] if imp else None, "chosen_logp_change": imp["chosen_logp_change"] if imp else None,
         "models_in_memory": 1 if cfg.lora_r else 2, "train_s": round(info["train_s"], 1),
         "final_loss": info["history"][-1]["loss"] if info["history"] else None})

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic, causal_inputs_only
 from ..base import tiny_world, trainer_device_args, _history_callback
+from ..data import strip_signoff, gold_prefers
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
-from .common import tiny_sft, rlhf_heldout
+from .common import tiny_sft, rlhf_heldout, kl_from_start
 
 # %% auto #0
-__all__ = ['group_advantages', 'exact_match_reward', 'grpo_dataset', 'GRPORunConfig', 'grpo_args', 'grpo_train', 'run_grpo']
+__all__ = ['GRPO_REWARDS', 'group_advantages', 'exact_match_reward', 'style_reward', 'grpo_dataset', 'GRPORunConfig', 'grpo_args',
+           'grpo_train', 'run_grpo']
 
 # %% ../../nbs/06d_grpo.ipynb #cbd36b78
 def group_advantages(rewards:torch.Tensor, # (N*G,) rewards, G consecutive replies per prompt
@@ -33,12 +35,18 @@ def _reply_text(c) -> str:
     return c[-1]["content"] if isinstance(c, list) else str(c)
 
 def exact_match_reward(prompts:list, completions:list, answer:list[str], **kw) -> list[float]:
-    "1.0 where the reply (stripped) equals the gold answer, else 0.0."
-    return [1.0 if _reply_text(c).strip() == a.strip() else 0.0 for c, a in zip(completions, answer)]
+    "1.0 where the reply's answer (stripped, sign-off removed: `data.strip_signoff`) equals the gold answer, else 0.0."
+    return [1.0 if strip_signoff(_reply_text(c).strip()) == a.strip() else 0.0 for c, a in zip(completions, answer)]
+
+def style_reward(prompts:list, completions:list, **kw) -> list[float]:
+    "1.0 where the gold judge prefers the reply's style (`data.gold_prefers`: no sign-off), else 0.0: a format reward."
+    return [1.0 if gold_prefers(_reply_text(c)) else 0.0 for c in completions]
+
+GRPO_REWARDS = (exact_match_reward, style_reward) # summed, as TRL sums several reward functions
 
 def grpo_dataset(split:str="train", n:int|None=None) -> list[dict]:
     "Tiny-world questions as GRPO rows: a conversational `prompt` and the gold `answer`."
-    return [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["completion"], "task": r["task"]}
+    return [{"prompt": [{"role": "user", "content": r["prompt"]}], "answer": r["answer"], "task": r["task"]}
             for r in tiny_world().instructions(split, n=n)]
 
 # %% ../../nbs/06d_grpo.ipynb #3ff789b1
@@ -102,7 +110,7 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
         from peft import LoraConfig
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
     out = str(home_dir() / "tmp" / f"grpo-{os.getpid()}-{time.time_ns()}")
-    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs or [exact_match_reward], args=grpo_args(cfg, out, **overrides),
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs or list(GRPO_REWARDS), args=grpo_args(cfg, out, **overrides),
                           train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=peft_config,
                           callbacks=[_history_callback()])
     t0 = time.perf_counter()
@@ -113,7 +121,7 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
 
 def run_grpo(cfg:GRPORunConfig) -> Result:
-    "GRPO with the exact-match reward on the tiny world's training questions; held-out exact match in the `Result`."
+    "GRPO with the programmatic rewards (`GRPO_REWARDS`: exact match and the preferred style) on the tiny world's training questions; held-out exact match in the `Result`."
     seed_everything(cfg.seed)
     if cfg.model is None: model, tok = tiny_sft(device=cfg.device or "cpu")
     else:
@@ -127,9 +135,10 @@ def run_grpo(cfg:GRPORunConfig) -> Result:
         out = info["model"].merge_and_unload() if cfg.lora_r else info["model"]
         save_pretrained_atomic(cfg.output_dir, out, tok)
     h = info["history"]
-    res = make_result(cfg.method, rep, info["model"], m, extra={
-        "reward": "exact match (programmatic)", "steps": cfg.steps, "num_generations": cfg.num_generations, "beta": cfg.beta,
-        "lr": cfg.lr, "train_reward_first": h[0].get("reward") if h else None, "train_reward_last": h[-1].get("reward") if h else None,
+    kl = kl_from_start(info["model"], tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task))
+    res = make_result(cfg.method, rep, info["model"], m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+        "reward": "exact match + style (programmatic: GRPO_REWARDS)", "num_generations": cfg.num_generations, "beta": cfg.beta,
+        "train_reward_first": h[0].get("reward") if h else None, "train_reward_last": h[-1].get("reward") if h else None,
         "models_in_memory": 1 if cfg.beta == 0 else 2, "train_s": round(info["train_s"], 1)})
     if cfg.record: record_result(res)
     res.extra["history"] = h

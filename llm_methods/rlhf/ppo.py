@@ -13,8 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
 from ..base import tiny_world
+from ..data import strip_signoff
 from ..evaluate import evaluate, generate_greedy, make_result, record_result, Result, EvalReport
-from .common import tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_logprobs, render_completion
+from .common import tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_logprobs, render_completion, kl_from_start
 from .reward import tiny_reward, reward_model, reward_scores, RewardRunConfig
 
 # %% auto #0
@@ -283,7 +284,7 @@ class PPOTrainer:
         self.score_shift, self.score_scale = 0.0, 1.0  # set by `calibrate` (normalize_score)
         self.kl_ctl = AdaptiveKLController(cfg.kl_coef, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl else FixedKLController(cfg.kl_coef)
         if questions is None:
-            rows = tiny_world().instructions("train"); questions, answers = [r["prompt"] for r in rows], [r["completion"] for r in rows]
+            rows = tiny_world().instructions("train"); questions, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
         if answers is not None and len(answers) != len(questions): raise ValueError("answers must be as many as questions")
         self.questions, self.answers = list(questions), (list(answers) if answers is not None else None)
         self.ptx_rows = None
@@ -409,7 +410,7 @@ def make_batch(self:PPOTrainer, questions:list[str], answers:list[str]|None=None
              "entropy": masked_mean(entropy_from_logits(logits), m).item(), "reply_len": m.sum(-1).mean().item(),
              "ended": ro["ended"].float().mean().item(), "beta": self.kl_ctl.value,
              "non_score_reward": (-self.kl_ctl.value * kl_tok).sum(-1).mean().item()}
-    if answers is not None: stats["gold_acc"] = float(np.mean([t.strip() == a.strip() for t, a in zip(ro["texts"], answers)]))
+    if answers is not None: stats["gold_acc"] = float(np.mean([strip_signoff(t.strip()) == a.strip() for t, a in zip(ro["texts"], answers)]))
     return {**ro, "logp": logp, "values": values * m, "adv": adv, "ret": ret, "mask": m, "stats": stats, "seq_kl": seq_kl}
 
 # %% ../../nbs/06b_ppo.ipynb #bc44599f
@@ -586,8 +587,9 @@ def run_ppo(cfg:PPOConfig) -> Result:
     if cfg.output_dir: trainer.save_pretrained(cfg.output_dir)
     rep = end["report"] if end else EvalReport(score=0.0, per_task={}, n=0)
     last = hist[-1] if hist else {}
-    res = make_result(cfg.method, rep, trainer.model, m, extra={
-        "steps": trainer.step_n, "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
+    kl = kl_from_start(trainer.policy, tok, cfg.policy, items) if items else None
+    res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+        "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
         "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,
         "start_exact_match": start["exact_match"] if start else None, "lora_r": cfg.lora_r,
         "models_in_memory": 2 if cfg.lora_r else 3, "train_s": round(sum(h["time_s"] for h in hist), 1)})

@@ -1,0 +1,53 @@
+"""Learning-rate sweep of the supervised methods at one budget (steps), one seed: the evidence behind each method's default lr.
+
+    python tools/lr_sweep.py --steps 500 --out results/sweeps/lr_sweep.jsonl [--methods sft,lora] [--jobs 4] [--rebuild-base]
+
+Each run is `llm_methods <stage> --set steps=N lr=X seed=S record=false` in its own process (several at once with --jobs);
+one JSON line per run (method, lr, steps, seed, score, per_task, preferred, device, seconds) is appended to --out.
+"""
+import argparse, json, os, subprocess, sys, time, itertools
+from concurrent.futures import ThreadPoolExecutor
+
+GRID = {  # learning rates tried per stage (log-spaced around each method's usual range on the tiny base)
+    "sft": [3e-4, 1e-3, 3e-3],
+    "lora": [3e-3, 1e-2, 2e-2],
+    "qlora": [3e-3, 1e-2],
+    "adalora": [1e-2, 2e-2, 3e-2],
+    "prompt-tuning": [1e-1, 3e-1, 1.0],
+    "ptuning": [3e-3, 1e-2, 3e-2],
+    "prefix": [3e-2, 1e-1, 3e-1],
+}
+CODE = """
+import json, sys, time, importlib
+from llm_methods.cli import STAGES
+from llm_methods.core import from_dict
+mod, cls, fn, _ = STAGES[sys.argv[1]]
+m = importlib.import_module(mod)
+cfg = from_dict(getattr(m, cls), json.loads(sys.argv[2]))
+t0 = time.perf_counter(); r = getattr(m, fn)(cfg)
+print("RESULT " + json.dumps(dict(method=sys.argv[1], score=r.score, per_task=r.per_task, preferred=r.gold_preferred,
+                                   device=r.device, seconds=round(time.perf_counter() - t0, 1), **json.loads(sys.argv[2]))))
+"""
+
+def one(stage, lr, steps, seed):
+    kw = dict(steps=steps, lr=lr, seed=seed, record=False, progress=False)
+    p = subprocess.run([sys.executable, "-c", CODE, stage, json.dumps(kw)], capture_output=True, text=True)
+    line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None: return {"method": stage, "lr": lr, "steps": steps, "seed": seed, "error": (p.stderr or p.stdout)[-800:]}
+    return json.loads(line[7:])
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=500); ap.add_argument("--seeds", default="0")
+    ap.add_argument("--methods", default=",".join(GRID)); ap.add_argument("--out", required=True)
+    ap.add_argument("--jobs", type=int, default=1); ap.add_argument("--rebuild-base", action="store_true")
+    ap.add_argument("--lrs", default=None, help="comma-separated lrs for every method instead of GRID")
+    a = ap.parse_args()
+    from llm_methods.base import tiny_base
+    tiny_base(rebuild=a.rebuild_base)  # built once, before the runs share it
+    runs = [(m, lr, a.steps, int(s)) for m in a.methods.split(",") for lr in ([float(x) for x in a.lrs.split(",")] if a.lrs else GRID[m])
+            for s in a.seeds.split(",")]
+    with ThreadPoolExecutor(a.jobs) as ex, open(a.out, "a") as f:
+        for r in ex.map(lambda x: one(*x), runs):
+            f.write(json.dumps(r) + "\n"); f.flush()
+            print(r.get("method"), r.get("lr"), r.get("seed"), r.get("score", r.get("error", "")[-300:]), r.get("preferred"), r.get("seconds"), flush=True)
