@@ -13,7 +13,7 @@ from .evaluate import Result, record_result, load_results, results_table, evalua
 
 # %% auto #0
 __all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'MLMStageConfig', 'run_mlm', 'PipelineConfig', 'available_stages',
-           'RunResults', 'run_pipeline', 'write_tables', 'plot_run']
+           'RunResults', 'run_pipeline', 'seed_mean', 'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
 @dataclass
@@ -66,11 +66,12 @@ def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
 ORDER = ["base", "mlm", "sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"]
 
 # stage settings of the quick profile (the tiny default's `llm_methods run`); a user's overrides win over these.
-# SFT keeps its default: it is the model every RLHF stage starts from, so its row is their starting point. PPO scores
-# with the reward stage's model (same steps, same cache), so its row and the reward row describe one judge.
+# Every supervised stage (SFT, the LoRA family, the prompt methods) keeps its defaults: the same rows, the same 500 steps
+# of batch 32, each at the best lr of its sweep (results/sweeps), so their rows compare. SFT is also the model every RLHF
+# stage starts from. PPO scores with the reward stage's model (same steps, same cache): its row and the reward row
+# describe one judge.
 PROFILES = {"full": {}, "quick": {
-    "lora": {"steps": 300}, "qlora": {"steps": 300}, "adalora": {"steps": 300},
-    "reward": {"steps": 200}, "ppo": {"steps": 20, "reward_steps": 200}, "grpo": {"steps": 15}}}
+    "reward": {"steps": 200}, "ppo": {"steps": 20, "reward_steps": 200}, "grpo": {"steps": 30}}}
 
 @dataclass
 class PipelineConfig:
@@ -85,12 +86,17 @@ class PipelineConfig:
     profile: str = "quick" # "quick": shorter LoRA-family, reward and RL runs on the tiny default; "full": every stage's defaults
     deepspeed: str|None = None # a DeepSpeed config (shipped name or JSON path) for every stage that trains with 🤗 Trainer
     icl_shots: str|int = "0,1,2,4,8" # the in-context stage runs once per shot count (a curve, not one point); one int: one point
+    seeds: str|int = "0" # the supervised stages run once per seed: a row's score is the mean, `score_std` the spread (e.g. "0,1,2")
     def __post_init__(self):
         _stage_list(self.stages)  # unknown stages stop here, before any work
         if self.profile not in PROFILES: raise ValueError(f"PipelineConfig.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
         try: self._shots = [int(k) for k in str(self.icl_shots).split(",") if k.strip()]
         except ValueError: raise ValueError(f"PipelineConfig.icl_shots must be comma-separated ints like '0,1,2,4,8', got {self.icl_shots!r}") from None
         if not self._shots or min(self._shots) < 0: raise ValueError(f"PipelineConfig.icl_shots needs shot counts >= 0, got {self.icl_shots!r}")
+        try: self._seeds = [int(k) for k in str(self.seeds).split(",") if k.strip()]
+        except ValueError: raise ValueError(f"PipelineConfig.seeds must be comma-separated ints like '0,1,2', got {self.seeds!r}") from None
+        if not self._seeds or min(self._seeds) < 0 or len(set(self._seeds)) != len(self._seeds):
+            raise ValueError(f"PipelineConfig.seeds needs distinct seeds >= 0, got {self.seeds!r}")
 
 def available_stages() -> list[str]:
     "Stages of `ORDER` that this install provides (registered in the CLI)."
@@ -142,6 +148,7 @@ def _rerun_command(cfg:PipelineConfig, out:Path) -> str:
     if cfg.stages != "all": args += ["--stages", cfg.stages]
     if cfg.model: args += ["--model", cfg.model]
     if cfg.profile != "quick": args += ["--profile", cfg.profile]
+    if str(cfg.seeds) != "0": args += ["--seeds", str(cfg.seeds)]
     if cfg.deepspeed: args += ["--deepspeed", cfg.deepspeed]
     return shlex.join(args)
 
@@ -209,7 +216,7 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
 
 def _check_run_dir(out:Path, cfg:PipelineConfig):
     "A run directory keeps the settings it was made with; resuming it with others would mix incomparable rows."
-    mine = {k: getattr(cfg, k) for k in ("model", "profile", "deepspeed", "overrides", "icl_shots")}
+    mine = {k: getattr(cfg, k) for k in ("model", "profile", "deepspeed", "overrides", "icl_shots", "seeds")}
     f = out / "run.json"
     if f.exists() and not cfg.fresh:
         old = json.loads(f.read_text())
@@ -237,6 +244,8 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     try:
         if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
             return [from_dict(cls, {**ov, "shots": k}) for k in cfg._shots]
+        if issubclass(cls, SFTRunConfig) and len(cfg._seeds) > 1 and "seed" not in cfg.overrides.get(s, {}):  # one run per seed
+            return [from_dict(cls, {**ov, "seed": k, **({} if j == 0 else {"output_dir": None})}) for j, k in enumerate(cfg._seeds)]  # seed 0's model is kept
         return [from_dict(cls, ov)]
     except (ValueError, TypeError) as e: raise ValueError(f"stage {s}: {e}") from None
 
@@ -250,7 +259,21 @@ def _run_stage(s:str, configs:list, cfg:PipelineConfig) -> list[Result]:
     out = []
     for c in configs:
         got = run(c); out += got if isinstance(got, list) else [got]  # a stage may give several rows (mlm: mlm and nsp)
+    if len(configs) > 1 and isinstance(configs[0], SFTRunConfig): return [seed_mean(out)]
     return out
+
+def seed_mean(rows:list[Result]) -> Result:
+    "One row for runs of one method that differ only in the seed: mean score (overall and per task), `score_std` the sample std."
+    import statistics
+    r0 = rows[0]; sc = [r.score for r in rows]
+    per_task = {t: statistics.fmean(r.per_task.get(t, 0.0) for r in rows) for t in r0.per_task}
+    pref = [r.gold_preferred for r in rows if r.gold_preferred is not None]
+    extra = {**r0.extra, "seeds": [r.seed for r in rows], "seed_scores": sc, "seed_per_task": [r.per_task for r in rows]}
+    hist = [r.extra.get("history") for r in rows]
+    if hist[0] is not None: extra["history"] = hist[0]  # seed 0's curve is the one drawn
+    return dataclasses.replace(r0, score=statistics.fmean(sc), per_task=per_task, score_std=statistics.stdev(sc),
+                               gold_preferred=round(statistics.fmean(pref), 4) if pref else None, seed=None, extra=extra,
+                               wall_s=round(sum(r.wall_s for r in rows), 1))
 
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."

@@ -172,19 +172,19 @@ class PromptRunConfig(SFTRunConfig):
 class PromptTuningRunConfig(PromptRunConfig):
     "Prompt tuning (Lester et al. 2021) — CLI stage `prompt-tuning`."
     peft_method: str = "prompt-tuning"
-    lr: float = 3e-1 # best of 3e-2, 1e-1, 3e-1 on the tiny base (04a_prompt_train); soft prompts want 10-100x a weight's lr
+    lr: float = 3e-1 # best of 1e-1, 3e-1, 1 at 500 steps (results/sweeps); soft prompts want 10-100x a weight's lr
 
 @dataclass
 class PTuningRunConfig(PromptRunConfig):
     "P-tuning (Liu et al. 2021) — CLI stage `ptuning`."
     peft_method: str = "p-tuning"
-    lr: float = 1e-2 # best of 3e-3, 1e-2, 3e-2 on the tiny base (04a_prompt_train)
+    lr: float = 3e-2 # best of 3e-3, 1e-2, 3e-2 at 500 steps (results/sweeps)
 
 @dataclass
 class PrefixRunConfig(PromptRunConfig):
     "Prefix tuning (Li & Liang 2021) — CLI stage `prefix`."
     peft_method: str = "prefix"
-    lr: float = 1e-1 # best of 3e-2, 1e-1, 3e-1 on the tiny base (04a_prompt_train)
+    lr: float = 3e-1 # best of 3e-2, 1e-1, 3e-1 at 500 steps (results/sweeps)
 
 # %% ../nbs/04_prompt.ipynb #ca8f69b5
 def peft_config_for(cfg:PromptRunConfig, model, tokenizer_path:str|None=None):

@@ -78,7 +78,7 @@ class SFTRunConfig:
     n_train: int|None = None # cap on training rows
     steps: int = 500 # optimizer steps
     batch_size: int = 32
-    lr: float = 3e-3 # peak learning rate (full FT of the tiny model; use ~2e-5 for real models)
+    lr: float = 3e-3 # peak learning rate: best of 3e-4, 1e-3, 3e-3 at 500 steps on the tiny base (results/sweeps); use ~2e-5 for real models
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_length: int = 128 # tokens per example; longer ones are truncated
@@ -242,6 +242,7 @@ def predicted_train_mem_mb(model, tok, rows:list[dict]|None, cfg, method:str|Non
 
 def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bool=True,
                   rows:list[dict]|None=None, # the training rows (for the memory prediction's sequence length)
+                  kl_from_sft:float|None=None, # the SFT row: 0 (it is the reference of the RLHF rows)
                   **extra) -> Result:
     "Score, build and (optionally) record the `Result` of a supervised method, with the predicted training memory."
     rep = score_heldout(model, tok, cfg)
@@ -259,7 +260,7 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
         extra.setdefault("answer_loss", round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4))
     st = getattr(info.get("trainer"), "state", None)  # what the optimizer saw: steps and non-padding tokens (prompt and answer)
     res = make_result(method, rep, model, meter, predicted_mem_mb=pred, steps=getattr(st, "global_step", None),
-                      tokens=getattr(st, "num_input_tokens_seen", None) or None, lr=cfg.lr, seed=cfg.seed,
+                      tokens=getattr(st, "num_input_tokens_seen", None) or None, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl_from_sft,
                       extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
                                                                            "examples": examples, **extra})
     if record: record_result(res)
@@ -293,7 +294,7 @@ def run_sft(cfg:SFTRunConfig) -> Result:
         rows = training_rows(cfg, tok)
         with Meter() as m:
             info = sft_train(model, tok, rows, cfg)
-        res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows)
+        res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows, kl_from_sft=0.0)  # the RLHF rows' reference
         save_final(cfg, info["model"], tok, res, man)
     res.extra["history"] = info["history"]
     return res

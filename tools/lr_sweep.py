@@ -1,6 +1,7 @@
 """Learning-rate sweep of the supervised methods at one budget (steps), one seed: the evidence behind each method's default lr.
 
     python tools/lr_sweep.py --steps 500 --out results/sweeps/lr_sweep.jsonl [--methods sft,lora] [--jobs 4] [--rebuild-base]
+    python tools/lr_sweep.py --out results/sweeps/lr_sweep.jsonl --table
 
 Each run is `llm_methods <stage> --set steps=N lr=X seed=S record=false` in its own process (several at once with --jobs);
 one JSON line per run (method, lr, steps, seed, score, per_task, preferred, device, seconds) is appended to --out.
@@ -36,13 +37,30 @@ def one(stage, lr, steps, seed):
     if line is None: return {"method": stage, "lr": lr, "steps": steps, "seed": seed, "error": (p.stderr or p.stdout)[-800:]}
     return json.loads(line[7:])
 
+def table(path) -> str:
+    "The sweep as markdown: one row per (method, lr), the best lr of each method in bold."
+    rows = [json.loads(l) for l in open(path) if l.strip()]
+    best = {}
+    for r in rows:
+        if "score" in r and r["score"] > best.get(r["method"], (-1,))[0]: best[r["method"]] = (r["score"], r["lr"])
+    out = ["| method | lr | held-out EM | fact | add | rev | preferred style | s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "score" not in r: out.append(f"| {r['method']} | {r['lr']:g} | failed | | | | | |"); continue
+        b = "**" if best[r["method"]][1] == r["lr"] else ""
+        pt = " | ".join(f"{r['per_task'].get(t, 0):.0%}" for t in ("fact", "add", "rev"))
+        out.append(f"| {r['method']} | {b}{r['lr']:g}{b} | {b}{r['score']:.1%}{b} | {pt} | {r['preferred']:.0%} | {r['seconds']:.0f} |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=500); ap.add_argument("--seeds", default="0")
     ap.add_argument("--methods", default=",".join(GRID)); ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=1); ap.add_argument("--rebuild-base", action="store_true")
     ap.add_argument("--lrs", default=None, help="comma-separated lrs for every method instead of GRID")
+    ap.add_argument("--table", action="store_true", help="print --out as a markdown table and exit")
     a = ap.parse_args()
+    if a.table: print(table(a.out)); raise SystemExit
     from llm_methods.base import tiny_base
     tiny_base(rebuild=a.rebuild_base)  # built once, before the runs share it
     runs = [(m, lr, a.steps, int(s)) for m in a.methods.split(",") for lr in ([float(x) for x in a.lrs.split(",")] if a.lrs else GRID[m])
