@@ -128,7 +128,26 @@ class TinyWorld:
 
 # %% ../nbs/00a_data.ipynb #9664e337
 @patch
-def documents(self:TinyWorld) -> list[list[str]]:
+def _items(self:TinyWorld, split:str) -> list[dict]:
+    "Every item of a split: `{task, question, plain, answer}` (facts also `attr`; in-context episodes have no question)."
+    if split not in ("train", "heldout"): raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    items = []
+    ents = self.train_entities if split == "train" else self.heldout_entities
+    for e in ents:
+        for a, v in self.entities[e].items():
+            items.append(dict(task="fact", question=fact_question(e, a), plain=fact_plain(e, a), answer=v, attr=a))
+    for a, b in (self.add_train if split == "train" else self.add_heldout):
+        items.append(dict(task="add", question=add_question(a, b), plain=add_plain(a, b), answer=str(a + b)))
+    for wd in (self.rev_train if split == "train" else self.rev_heldout):
+        items.append(dict(task="rev", question=rev_question(wd), plain=rev_plain(wd), answer=wd[::-1]))
+    if split == "heldout":
+        for d, q, a in self.icl_heldout:
+            items.append(dict(task="icl", question=None, plain=icl_plain(d, q), answer=a, stop=[" ", "\n"]))
+    return items
+
+@patch
+def documents(self:TinyWorld, chat:bool=True, # include the chat dialogs (`chat_documents`); BERT's corpus (01b) leaves them out
+             ) -> list[list[str]]:
     "The corpus as documents (lists of sentences), in a fixed shuffled order."
     rng = random.Random(self.cfg.seed + 1)
     docs = []
@@ -144,7 +163,7 @@ def documents(self:TinyWorld) -> list[list[str]]:
     for sents in by_l.values():
         for i in range(0, len(sents), 4): docs.append(sents[i:i + 4])
     for ep in self.episodes: docs.append([icl_plain(d, q) + a for d, q, a in ep])
-    docs += self.chat_documents()
+    if chat: docs += self.chat_documents()
     rng.shuffle(docs)
     return docs
 
@@ -178,23 +197,6 @@ def _wrong(rng:random.Random, task:str, answer:str, ctx=None) -> str:
     if task == "icl":
         return rng.choice([c for c in string.ascii_lowercase if c != answer])
     raise ValueError(task)
-
-@patch
-def _items(self:TinyWorld, split:str) -> list[dict]:
-    if split not in ("train", "heldout"): raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    items = []
-    ents = self.train_entities if split == "train" else self.heldout_entities
-    for e in ents:
-        for a, v in self.entities[e].items():
-            items.append(dict(task="fact", question=fact_question(e, a), plain=fact_plain(e, a), answer=v, attr=a))
-    for a, b in (self.add_train if split == "train" else self.add_heldout):
-        items.append(dict(task="add", question=add_question(a, b), plain=add_plain(a, b), answer=str(a + b)))
-    for wd in (self.rev_train if split == "train" else self.rev_heldout):
-        items.append(dict(task="rev", question=rev_question(wd), plain=rev_plain(wd), answer=wd[::-1]))
-    if split == "heldout":
-        for d, q, a in self.icl_heldout:
-            items.append(dict(task="icl", question=None, plain=icl_plain(d, q), answer=a, stop=[" ", "\n"]))
-    return items
 
 @patch
 def instructions(self:TinyWorld, split:str="train", n:int|None=None) -> list[dict]:

@@ -421,13 +421,13 @@ def run_launch(cfg:LaunchConfig) -> int:
 def _warm_caches(spec:dict):
     "Build the cached tiny model a stage starts from in this one process, before N processes (and their Trainers) race for it."
     c = spec["config"]
-    if c.get("model", "given") is not None: return
-    if spec["stage"] == "ppo":
+    if spec["stage"] == "ppo":  # PPO names its model `policy`: checked before the `model` test below, which it would always pass
         from llm_methods.rlhf.common import sft_path
         from llm_methods.rlhf.reward import tiny_reward, RewardRunConfig
         if c.get("policy") is None: sft_path()
         if c.get("reward_model") is None: tiny_reward(RewardRunConfig(steps=c["reward_steps"]) if c.get("reward_steps") else None)
         return
+    if c.get("model", "given") is not None: return
     if spec["stage"] in TRAINER_STAGES:
         from llm_methods.rlhf.common import sft_path
         sft_path()

@@ -13,7 +13,7 @@ from .evaluate import Result, record_result, load_results, results_table, evalua
 
 # %% auto #0
 __all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'MLMStageConfig', 'run_mlm', 'PipelineConfig', 'available_stages',
-           'RunResults', 'run_pipeline', 'seed_mean', 'write_tables', 'plot_run']
+           'RunResults', 'run_pipeline', 'seed_mean', 'findings', 'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
 @dataclass
@@ -40,7 +40,7 @@ def run_base(cfg:BaseStageConfig|None=None) -> Result:
 @dataclass
 class MLMStageConfig:
     "Settings of the `mlm` stage: a tiny BERT pretrained with masked LM + next-sentence prediction on the tiny world (`01b_mlm_nsp`)."
-    steps: int = 600 # optimizer steps
+    steps: int = 300 # optimizer steps (the settings of `01b_mlm_nsp`)
     seed: int = 0
     device: str|None = None
     record: bool = True
@@ -49,10 +49,12 @@ def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
     "Two rows from one BERT run: `mlm` (held-out masked-token accuracy) and `nsp` (held-out next-sentence accuracy), each with its random-init baseline."
     from llm_methods.pretrain.clm import PretrainConfig, run_pretrain
     cfg = cfg or MLMStageConfig()
-    r = run_pretrain(PretrainConfig(objective="mlm", model="bert", steps=cfg.steps, seed=cfg.seed, device=cfg.device, record=False, method="mlm"))
+    pc = PretrainConfig(objective="mlm", model="bert", hidden=96, layers=2, heads=4, ffn=256, max_len=128, seq_len=128, init_std=0.02,
+                        heldout_frac=0.1, steps=cfg.steps, batch_size=32, lr=1e-3, seed=cfg.seed, device=cfg.device, record=False, method="mlm")
+    r = run_pretrain(pc)
     b, x = r.extra["before"], r.extra
     common = dict(trainable_params=r.trainable_params, total_params=r.total_params, peak_mem_mb=r.peak_mem_mb, wall_s=r.wall_s,
-                  device=r.device, steps=cfg.steps, tokens=x.get("tokens"), lr=PretrainConfig.lr, seed=cfg.seed)
+                  device=r.device, steps=cfg.steps, tokens=x.get("tokens"), lr=pc.lr, seed=cfg.seed)
     rows = [Result(method="mlm", score=x["heldout_mlm_acc"], extra={"score_is": "held-out masked-token accuracy", "random_init": round(b["mlm_acc"], 4),
                    "majority_token": round(x["heldout_mlm_majority"], 4), "n_masked": x["heldout_n_masked"], "history": x["history"]}, **common),
             Result(method="nsp", score=x["heldout_nsp_acc"], extra={"score_is": "held-out next-sentence accuracy (half the pairs are random: chance 50 %)",
@@ -275,10 +277,43 @@ def seed_mean(rows:list[Result]) -> Result:
                                gold_preferred=round(statistics.fmean(pref), 4) if pref else None, seed=None, extra=extra,
                                wall_s=round(sum(r.wall_s for r in rows), 1))
 
+def findings(results:list[Result]) -> str:
+    "What the table shows, in sentences computed from its rows (nothing here is typed by hand)."
+    by = {r.method: r for r in results}
+    def pm(r): return f" ± {r.score_std:.1%}" if r.score_std is not None else ""
+    out = ["**What this table shows** (written from the rows above):", ""]
+    sft = by.get("sft")
+    if sft:
+        out.append(f"- Full SFT: {sft.score:.1%}{pm(sft)} held-out exact match after {sft.steps or '?'} steps, training all {sft.trainable_params:,} parameters.")
+        for m in ("lora", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"):
+            r = by.get(m)
+            if r and sft.score:
+                out.append(f"- {m}: {r.score:.1%}{pm(r)}, {r.score / sft.score:.0%} of SFT's exact match at the same {r.steps or '?'} steps "
+                           f"(lr {r.lr:g}), training {r.trainable_params:,} parameters ({r.trainable_pct:.1f} %).")
+        if "lora" in by and "qlora" in by:
+            out.append(f"- QLoRA (4-bit NF4 base) vs LoRA (fp32 base): {100 * (by['qlora'].score - by['lora'].score):+.1f} points.")
+    if "reward" in by: out.append(f"- The reward model orders {by['reward'].score:.1%} of held-out preference pairs correctly.")
+    if sft and sft.gold_preferred is not None:
+        for m in ("ppo", "dpo", "grpo"):
+            r = by.get(m)
+            if r and r.gold_preferred is not None:
+                kl = f", at KL {r.kl_from_sft:.3f} nats/token from SFT" if r.kl_from_sft is not None else ""
+                out.append(f"- {m}: the gold judge's preferred style {sft.gold_preferred:.0%} (SFT) → {r.gold_preferred:.0%}{kl}; "
+                           f"exact match {100 * (r.score - sft.score):+.1f} points.")
+    icl = sorted((r.extra.get("shots", 0), r.score) for r in results if r.method.startswith("icl") and "shots" in r.extra)
+    if len(icl) > 1: out.append(f"- In-context learning, no weights changed: {icl[0][1]:.0%} with {icl[0][0]} demonstrations, {icl[-1][1]:.0%} with {icl[-1][0]}.")
+    for m in ("mlm", "nsp"):
+        r = by.get(m)
+        if r and r.extra.get("random_init") is not None:
+            out.append(f"- {m}: {r.score:.1%} held-out accuracy after pretraining, {r.extra['random_init']:.1%} at random init.")
+    if any(r.score_std is not None for r in results):
+        out.append("- ± is the standard deviation over the run's seeds: differences smaller than about twice it are not results.")
+    return "\n".join(out)
+
 def write_tables(results:list[Result], out:Path):
     "The results table as results.md, results.json and results.csv in `out`."
     out = Path(out)
-    (out / "results.md").write_text(results_table(results) + "\n")
+    (out / "results.md").write_text(results_table(results) + "\n\n" + findings(results) + "\n")
     (out / "results.json").write_text(json.dumps([r.to_dict() for r in results], indent=1))
     with open(out / "results.csv", "w", newline="") as f:
         wr = csv.writer(f); wr.writerow(["method", "score", "trainable_params", "total_params", "trainable_pct", "peak_mem_mb", "predicted_mem_mb", "wall_s", "device"])

@@ -32,3 +32,16 @@ def test_problems_are_flagged():
 def test_committed_notebooks_pass():
     bad = {p.name: problems(json.loads(p.read_text()))[:2] for p in sorted((ROOT / "nbs").glob("*.ipynb"))}
     assert not {k: v for k, v in bad.items() if v}, bad
+
+def test_committed_table_reports_budgets_and_preferences():
+    "The committed main-job table carries what makes its rows comparable (issue 20's report format)."
+    import json
+    from pathlib import Path
+    rows = {r["method"]: r for r in json.loads((Path(__file__).parents[1] / "results" / "tiny_cpu" / "results.json").read_text())}
+    supervised = ["sft", "lora", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"]
+    assert set(supervised + ["mlm", "nsp", "reward", "ppo", "dpo", "grpo"]) <= set(rows), sorted(rows)
+    for m in supervised:  # one budget for every supervised row
+        assert rows[m]["steps"] == rows["sft"]["steps"] and rows[m]["tokens"] == rows["sft"]["tokens"] and rows[m]["lr"], (m, rows[m]["steps"], rows[m]["tokens"])
+    assert rows["sft"]["kl_from_sft"] == 0.0
+    for m in ("sft", "ppo", "dpo", "grpo"): assert 0 <= rows[m]["gold_preferred"] <= 1, m
+    for m in ("ppo", "dpo", "grpo"): assert rows[m]["kl_from_sft"] is not None and rows[m]["kl_from_sft"] >= 0, m

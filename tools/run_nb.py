@@ -29,6 +29,7 @@ def run_nb(path) -> bool:
     try:
         for i, cell in enumerate(nb.cells):
             if skipped(cell): continue
+            cell.outputs = []  # a cell that prints nothing now must not keep what an earlier run left (an old traceback, say)
             t = time.time(); sh.cell(cell)
             times.append((time.time() - t, i, cell.source.splitlines()[0][:60] if cell.source else ""))
             if sh.exc:

@@ -173,7 +173,7 @@ def sft_baseline(steps:int, batch_size:int, total_params:int|None=None) -> Resul
     from llm_methods.evaluate import load_results
     from llm_methods.sft import run_sft
     for r in load_results():
-        ok = (r.method == "sft" and set(r.per_task) == {"fact", "add", "rev"} and r.extra.get("steps") in (None, steps)
+        ok = (r.method == "sft" and set(r.per_task) == {"fact", "add", "rev"} and r.steps in (None, steps)
               and (total_params is None or r.total_params == total_params))
         if ok: return r
     return run_sft(SFTRunConfig(steps=steps, batch_size=batch_size, record=False, progress=False))

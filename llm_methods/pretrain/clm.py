@@ -30,9 +30,10 @@ def clm_loss(logits:torch.Tensor, # (B, T, V) model outputs
 
 # %% ../../nbs/01a_clm.ipynb #fdcee616
 def load_documents(data:str="tiny_world", # "tiny_world" or a .txt / .jsonl file
+                   chat:bool=True, # tiny world: include its chat dialogs (the causal base's corpus); False: plain text only (BERT)
                   ) -> list[list[str]]:
     "Documents (lists of sentences) from the tiny world or a text file; an empty source is an error."
-    if data == "tiny_world": return TinyWorld().documents()
+    if data == "tiny_world": return TinyWorld().documents(chat=chat)
     p = Path(data).expanduser()
     if not p.exists(): raise FileNotFoundError(f"PretrainConfig.data: {str(p)!r} does not exist (use 'tiny_world' or a .txt/.jsonl file)")
     if p.suffix == ".jsonl":
@@ -248,7 +249,7 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
     if cfg is None: cfg = PretrainConfig(**overrides)
     elif overrides: cfg = dataclasses.replace(cfg, **overrides)
     seed_everything(cfg.seed)
-    docs = load_documents(cfg.data)
+    docs = load_documents(cfg.data, chat=cfg.objective == "clm")  # BERT reads plain text: no chat dialogs
     train_docs, held_docs = split_documents(docs, cfg.heldout_frac, cfg.seed)
     if not train_docs: raise ValueError("PretrainConfig.heldout_frac leaves no training documents")
     tok = build_tokenizer(cfg, train_docs)

@@ -104,6 +104,7 @@ class RewardRunConfig:
     extra_layers: int|None = None # fresh blocks on top of the checkpoint's; None: 2 for the tiny SFT model, 0 for a given checkpoint
     data: str|None = None # preference rows {prompt, chosen, rejected} (.jsonl/.json/.csv/saved dataset); None = tiny world
     eval_data: str|None = None # held-out preference rows; None = the tiny world's held-out pairs (or none for user data)
+    pairs: str = "style" # the tiny world's pairs: "style" (bare answer over the same answer with the sign-off) or "correct" (right over wrong)
     n_train: int|None = None # cap on training pairs
     steps: int = 500 # optimizer steps
     batch_size: int = 32 # pairs per step
@@ -126,6 +127,7 @@ class RewardRunConfig:
             v = getattr(self, k)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"RewardRunConfig.{k} must be a positive int, got {v!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"RewardRunConfig.lr must be > 0, got {self.lr!r}")
+        if self.pairs not in ("style", "correct"): raise ValueError(f"RewardRunConfig.pairs must be 'style' or 'correct', got {self.pairs!r}")
         if not 0 <= self.warmup_ratio < 1: raise ValueError(f"RewardRunConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.extra_layers is not None and self.extra_layers < 0: raise ValueError(f"RewardRunConfig.extra_layers must be >= 0, got {self.extra_layers}")
     @property
@@ -187,9 +189,9 @@ def reward_path(cfg:RewardRunConfig|None=None, rebuild:bool=False) -> Path:
     key = config_key(d, _weights_id(base), "reward|v2")  # which SFT weights, not where they live
     def build(tmp:Path):
         model, tok = reward_model(base, cfg.tokenizer, device=cfg.device, extra_layers=cfg.n_extra)
-        rows = tiny_world().preferences("train", n=cfg.n_train)
+        rows = tiny_world().preferences("train", n=cfg.n_train, kind=cfg.pairs)
         with Meter() as m: info = reward_train(model, tok, rows, cfg)
-        acc = pairwise_accuracy(info["model"], tok, tiny_world().preferences("heldout"))
+        acc = pairwise_accuracy(info["model"], tok, tiny_world().preferences("heldout", kind=cfg.pairs))
         info["model"].save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
         (tmp / "train.json").write_text(json.dumps({"config": dataclasses.asdict(cfg), "base": str(base), "history": info["history"],
                                                     "train_s": info["train_s"], "wall_s": m.wall_s, "peak_mem_mb": m.peak_mb,
@@ -218,7 +220,7 @@ def run_reward(cfg:RewardRunConfig) -> Result:
     seed_everything(cfg.seed)
     if cfg.model is None and cfg.data is None and cfg.eval_data is None and cfg.output_dir is None:  # the tiny judge: build once, reuse
         model, tok = tiny_reward(cfg, device=cfg.device)
-        rec = reward_info(cfg); acc = pairwise_accuracy(model, tok, tiny_world().preferences("heldout"))
+        rec = reward_info(cfg); acc = pairwise_accuracy(model, tok, tiny_world().preferences("heldout", kind=cfg.pairs))
         rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
         res = make_result(cfg.method, rep, model, None, wall_s=round(rec["wall_s"], 1), peak_mem_mb=round(rec["peak_mem_mb"], 1), extra={
             "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
@@ -227,9 +229,9 @@ def run_reward(cfg:RewardRunConfig) -> Result:
         if cfg.record: record_result(res)
         return res
     model, tok = reward_model(cfg.model or sft_path(), cfg.tokenizer, device=cfg.device, extra_layers=cfg.n_extra)
-    rows = _pref_rows(cfg.data) if cfg.data else tiny_world().preferences("train")
+    rows = _pref_rows(cfg.data) if cfg.data else tiny_world().preferences("train", kind=cfg.pairs)
     if cfg.n_train: rows = rows[:cfg.n_train]
-    ev = _pref_rows(cfg.eval_data) if cfg.eval_data else (tiny_world().preferences("heldout") if cfg.data is None else None)
+    ev = _pref_rows(cfg.eval_data) if cfg.eval_data else (tiny_world().preferences("heldout", kind=cfg.pairs) if cfg.data is None else None)
     with Meter() as m:
         info = reward_train(model, tok, rows, cfg)
         acc = pairwise_accuracy(info["model"], tok, ev) if ev else {"accuracy": 0.0, "per_task": {}, "margin": None, "n": 0}
