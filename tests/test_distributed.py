@@ -20,7 +20,8 @@ def _same_curve(run, ref):
     got, want = loss_curve(run), loss_curve(ref)
     assert len(got) == len(want) == SMALL["steps"], (got, want)
     assert got == pytest.approx(want, rel=REL), (got, want)
-    assert got[-1] < got[0], got  # and it is a curve that trains
+    # (that these 6 steps lower the loss is no longer checked: the base now knows the chat format, and with batch 8
+    # the per-step losses are noise around 1; 02_sft asserts that the same loop trains, over 500 steps)
 
 def _partitioned_as_predicted(run, world):
     rows = state_vs_prediction(run)
