@@ -246,20 +246,18 @@ def load_results(path:str|Path|None=None) -> list[Result]:
     return [Result(**json.loads(l)) for l in p.read_text().splitlines() if l.strip()]
 
 def results_table(results:list[Result]) -> str:
-    "The comparison table as markdown: a column appears when some row has its value."
+    "The comparison table as markdown: an optional column appears when some row has its value."
     tasks = sorted({t for r in results for t in r.per_task})
-    def num(v, f): return "–" if v is None else format(v, f)
-    opt = [("± (seeds)", lambda r: num(r.score_std, ".1%")), ("answer loss", lambda r: num(r.extra.get("answer_loss"), ".2f")),
-           ("preferred", lambda r: num(r.gold_preferred, ".0%")), ("KL from SFT", lambda r: num(r.kl_from_sft, ".3f")),
-           ("steps", lambda r: num(r.steps, ",")), ("tokens", lambda r: num(r.tokens, ",")), ("lr", lambda r: num(r.lr, "g"))]
-    keys = {"± (seeds)": "score_std", "preferred": "gold_preferred", "KL from SFT": "kl_from_sft", "steps": "steps", "tokens": "tokens", "lr": "lr"}
-    opt = [(h, f) for h, f in opt if any((r.extra.get("answer_loss") if h == "answer loss" else getattr(r, keys[h])) is not None for r in results)]
-    head = ("| method | held-out EM | " + "".join(f"{h} | " for h, _ in opt) + " | ".join(tasks)
+    cols = [("± (seeds)", lambda r: r.score_std, ".1%"), ("answer loss", lambda r: r.extra.get("answer_loss"), ".2f"),
+            ("preferred", lambda r: r.gold_preferred, ".0%"), ("KL from SFT", lambda r: r.kl_from_sft, ".3f"),
+            ("steps", lambda r: r.steps, ","), ("tokens", lambda r: r.tokens, ","), ("lr", lambda r: r.lr, "g")]
+    cols = [c for c in cols if any(c[1](r) is not None for r in results)]
+    head = ("| method | held-out EM | " + "".join(f"{h} | " for h, _, _ in cols) + " | ".join(tasks)
             + " | trainable | % | peak MiB | predicted MiB | time s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         pt = " | ".join(f"{r.per_task[t]:.0%}" if t in r.per_task else "–" for t in tasks)
         pred = f"{r.predicted_mem_mb:.0f}" if r.predicted_mem_mb else "–"
-        o = "".join(f"{f(r)} | " for _, f in opt)
+        o = "".join(f"{'–' if get(r) is None else format(get(r), f)} | " for _, get, f in cols)
         lines.append(f"| {r.method} | {r.score:.1%} | {o}{pt} | {r.trainable_params:,} | {r.trainable_pct:.2f} | {r.peak_mem_mb:.0f} | {pred} | {r.wall_s:.0f} |")
     return "\n".join(lines)

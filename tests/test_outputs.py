@@ -2,7 +2,7 @@
 import json, pathlib, sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from clean_outputs import clean_text, problems, MAX_TEXT
+from clean_outputs import clean_text, problems, clean, MAX_TEXT
 
 
 def test_redraws_collapse_to_the_final_state():
@@ -27,6 +27,20 @@ def test_problems_are_flagged():
     got = problems(nb)
     assert len(got) == 3 and "redraw" in got[0] and "machine path" in got[1] and "characters" in got[2], got
     assert problems({"cells": [{"cell_type": "code", "outputs": [{"name": "stdout", "text": clean_text("a\rb /tmp/x\n")}]}]}) == []
+
+
+def test_finished_bars_are_dropped(tmp_path):
+    "A library's finished progress bars leave the saved stream; the warning beside them and blank lines elsewhere stay."
+    bars = "Loading weights: 100%|##########| 12/12 [00:00<00:00, 1914.04it/s]\nTokenizing train dataset: 100%|####| 5135/5135 [00:01<00:00, 4153.92 examples/s]\n"
+    nb = {"cells": [{"cell_type": "code", "outputs": [
+        {"name": "stderr", "output_type": "stream", "text": bars},
+        {"name": "stderr", "output_type": "stream", "text": bars + "UserWarning: something real\n"},
+        {"name": "stdout", "output_type": "stream", "text": "a table\n\nits note\n"}]}]}
+    assert sum("progress bar" in x for x in problems(nb)) == 2, problems(nb)
+    p = tmp_path / "x.ipynb"; p.write_text(json.dumps(nb)); assert clean(p)
+    outs = json.loads(p.read_text())["cells"][0]["outputs"]
+    assert [o["text"] for o in outs] == ["UserWarning: something real\n", "a table\n\nits note\n"], outs
+    assert problems(json.loads(p.read_text())) == []
 
 
 def test_committed_notebooks_pass():

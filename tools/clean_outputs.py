@@ -4,11 +4,12 @@ Usage: python tools/clean_outputs.py [--check] [nbs/X.ipynb ...]   (default: eve
 
 Cleaning rewrites text outputs, and only in two ways that keep what they say:
 * progress-bar redraws collapse to their final state: each line keeps the text after its last carriage return, which is
-  what a terminal shows once the bar is done;
+  what a terminal shows once the bar is done; and a finished bar's line (`Loading weights: 100%|####| 12/12 [...]`)
+  is dropped from stream outputs, since it tells a reader nothing the cell's own output does not (a stream left empty goes);
 * machine paths become names that mean the same thing on any machine: the repository root is dropped (paths become
   relative to it), `.../site-packages/` becomes `<site-packages>/`, the default cache `~/.cache/llm_methods` becomes
   `$LLM_METHODS_HOME`, a temporary folder `/tmp/...` becomes `$TMP/...`, and an interpreter path becomes `python`.
-`--check` changes nothing and exits 1 if any notebook has a redraw, a machine path or a text output over `MAX_TEXT`.
+`--check` changes nothing and exits 1 if any notebook has a redraw, a progress bar, a machine path or a text output over `MAX_TEXT`.
 It also reports stderr blocks and output bytes per notebook, which it does not (yet) limit.
 `tools/run_nb.py` cleans every notebook it saves.
 """
@@ -23,6 +24,7 @@ _PATHS = [
     (re.compile(r"(?:/[\w.+-]+)*/bin/python[\d.]*\b"), "python"),
     (re.compile(r"/tmp/"), "$TMP/"),
 ]
+BAR = re.compile(r"^.*\d+%\|[^|\n]*\| *\d+/\d+ \[[^\]\n]*\]\s*$", re.M)  # a tqdm bar's (final) state line
 MACHINE_PATH = re.compile(r"(?<![\w$>.])/(?:work|tmp|root|home|Users|opt|usr|var)/")
 
 
@@ -59,6 +61,8 @@ def problems(nb) -> list[str]:
     for o, k in _texts(nb):
         t = _get(o, k)
         if "\r" in t: out.append(f"progress-bar redraw: {t[:60]!r}")
+        m = BAR.search(t) if o.get("output_type") == "stream" else None
+        if m: out.append(f"progress bar: {m.group(0)[:60]!r}")
         m = MACHINE_PATH.search(t)
         if m: out.append(f"machine path: {t[max(m.start() - 20, 0):m.start() + 50]!r}")
         if len(t) > MAX_TEXT: out.append(f"text output of {len(t):,} characters (limit {MAX_TEXT:,})")
@@ -76,7 +80,11 @@ def clean(path) -> bool:
     changed = False
     for o, k in _texts(nb):
         t = _get(o, k); new = clean_text(t)
+        if o.get("output_type") == "stream" and BAR.search(new): new = re.sub(r"\n{2,}", "\n", BAR.sub("", new)).lstrip("\n")
         if new != t: _set(o, k, new); changed = True
+    for c in nb["cells"]:  # streams that held only progress bars
+        kept = [o for o in c.get("outputs", []) if not (o.get("output_type") == "stream" and not _get(o, "text"))]
+        if len(kept) != len(c.get("outputs", [])): c["outputs"] = kept; changed = True
     if changed: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return changed
 
