@@ -270,7 +270,8 @@ def seed_mean(rows:list[Result]) -> Result:
     r0 = rows[0]; sc = [r.score for r in rows]
     per_task = {t: statistics.fmean(r.per_task.get(t, 0.0) for r in rows) for t in r0.per_task}
     pref = [r.gold_preferred for r in rows if r.gold_preferred is not None]
-    extra = {**r0.extra, "seeds": [r.seed for r in rows], "seed_scores": sc, "seed_per_task": [r.per_task for r in rows]}
+    extra = {**r0.extra, "seeds": [r.seed for r in rows], "seed_scores": sc, "seed_per_task": [r.per_task for r in rows],
+             "seed_preferred": [r.gold_preferred for r in rows]}
     hist = [r.extra.get("history") for r in rows]
     if hist[0] is not None: extra["history"] = hist[0]  # seed 0's curve is the one drawn
     return dataclasses.replace(r0, score=statistics.fmean(sc), per_task=per_task, score_std=statistics.stdev(sc),
@@ -291,15 +292,21 @@ def findings(results:list[Result]) -> str:
                 out.append(f"- {m}: {r.score:.1%}{pm(r)}, {r.score / sft.score:.0%} of SFT's exact match at the same {r.steps or '?'} steps "
                            f"(lr {r.lr:g}), training {r.trainable_params:,} parameters ({r.trainable_pct:.1f} %).")
         if "lora" in by and "qlora" in by:
-            out.append(f"- QLoRA (4-bit NF4 base) vs LoRA (fp32 base): {100 * (by['qlora'].score - by['lora'].score):+.1f} points.")
+            q, l = by["qlora"], by["lora"]
+            spread = f" (seed spreads ± {100 * l.score_std:.1f} and ± {100 * q.score_std:.1f})" if q.score_std is not None and l.score_std is not None else ""
+            out.append(f"- QLoRA (4-bit NF4 base) vs LoRA (fp32 base): {100 * (q.score - l.score):+.1f} points{spread}.")
     if "reward" in by: out.append(f"- The reward model orders {by['reward'].score:.1%} of held-out preference pairs correctly.")
     if sft and sft.gold_preferred is not None:
+        # the RLHF stages start from the seed-0 SFT model: compare with that run, not with the mean over seeds
+        start = dict(zip(sft.extra.get("seeds", []), zip(sft.extra.get("seed_preferred", []), sft.extra.get("seed_scores", []))))
+        pref0, em0 = start.get(0, (sft.gold_preferred, sft.score))
+        which = "SFT seed 0, their start" if 0 in start else "SFT"
         for m in ("ppo", "dpo", "grpo"):
             r = by.get(m)
-            if r and r.gold_preferred is not None:
+            if r and r.gold_preferred is not None and pref0 is not None:
                 kl = f", at KL {r.kl_from_sft:.3f} nats/token from SFT" if r.kl_from_sft is not None else ""
-                out.append(f"- {m}: the gold judge's preferred style {sft.gold_preferred:.0%} (SFT) → {r.gold_preferred:.0%}{kl}; "
-                           f"exact match {100 * (r.score - sft.score):+.1f} points.")
+                out.append(f"- {m}: the gold judge's preferred style {pref0:.0%} ({which}) → {r.gold_preferred:.0%}{kl}; "
+                           f"exact match {100 * (r.score - em0):+.1f} points.")
     icl = sorted((r.extra.get("shots", 0), r.score) for r in results if r.method.startswith("icl") and "shots" in r.extra)
     if len(icl) > 1: out.append(f"- In-context learning, no weights changed: {icl[0][1]:.0%} with {icl[0][0]} demonstrations, {icl[-1][1]:.0%} with {icl[-1][0]}.")
     for m in ("mlm", "nsp"):

@@ -1,6 +1,7 @@
 """Learning-rate sweep of the supervised methods at one budget (steps), one seed: the evidence behind each method's default lr.
 
     python tools/lr_sweep.py --steps 500 --out results/sweeps/lr_sweep.jsonl [--methods sft,lora] [--jobs 4] [--rebuild-base]
+    python tools/lr_sweep.py --methods prefix --lrs 0.1 --set num_virtual_tokens=64 prefix_projection=true --out F
     python tools/lr_sweep.py --out results/sweeps/lr_sweep.jsonl --table
 
 Each run is `llm_methods <stage> --set steps=N lr=X seed=S record=false` in its own process (several at once with --jobs);
@@ -30,8 +31,8 @@ print("RESULT " + json.dumps(dict(method=sys.argv[1], score=r.score, per_task=r.
                                    device=r.device, seconds=round(time.perf_counter() - t0, 1), **json.loads(sys.argv[2]))))
 """
 
-def one(stage, lr, steps, seed):
-    kw = dict(steps=steps, lr=lr, seed=seed, record=False, progress=False)
+def one(stage, lr, steps, seed, extra=None):
+    kw = dict(steps=steps, lr=lr, seed=seed, record=False, progress=False, **(extra or {}))
     p = subprocess.run([sys.executable, "-c", CODE, stage, json.dumps(kw)], capture_output=True, text=True)
     line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None: return {"method": stage, "lr": lr, "steps": steps, "seed": seed, "error": (p.stderr or p.stdout)[-800:]}
@@ -58,6 +59,7 @@ if __name__ == "__main__":
     ap.add_argument("--methods", default=",".join(GRID)); ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=1); ap.add_argument("--rebuild-base", action="store_true")
     ap.add_argument("--lrs", default=None, help="comma-separated lrs for every method instead of GRID")
+    ap.add_argument("--set", nargs="*", default=[], help="further settings of every run, key=value (JSON values), e.g. num_virtual_tokens=64")
     ap.add_argument("--table", action="store_true", help="print --out as a markdown table and exit")
     a = ap.parse_args()
     if a.table: print(table(a.out)); raise SystemExit
@@ -66,6 +68,7 @@ if __name__ == "__main__":
     runs = [(m, lr, a.steps, int(s)) for m in a.methods.split(",") for lr in ([float(x) for x in a.lrs.split(",")] if a.lrs else GRID[m])
             for s in a.seeds.split(",")]
     with ThreadPoolExecutor(a.jobs) as ex, open(a.out, "a") as f:
-        for r in ex.map(lambda x: one(*x), runs):
+        extra = {k: json.loads(v) if v[:1] in "0123456789-[{tfn" else v for k, v in (kv.split("=", 1) for kv in a.set)}
+        for r in ex.map(lambda x: one(*x, extra), runs):
             f.write(json.dumps(r) + "\n"); f.flush()
             print(r.get("method"), r.get("lr"), r.get("seed"), r.get("score", r.get("error", "")[-300:]), r.get("preferred"), r.get("seconds"), flush=True)
