@@ -20,14 +20,27 @@ class _DropRecords(logging.Filter):
 # trust check unmet, it logs a warning that suggests `trust_remote_code=True` and uses its own kernel, as it would
 # anyway. Nothing to act on, and the suggestion lowers a safety setting: that one record is dropped.
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_DropRecords("Failed to load CPU gemm_4bit_forward"))
+# Offline, the kernel hub first says it skips that kernel's publisher check (and then cannot load it): the same event.
+logging.getLogger("kernels._internals.hf_hub").addFilter(
+    _DropRecords("Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes'"))
+# transformers 5.25 renamed `gradient_checkpointing` to `activation_checkpointing` (TrainingArguments) and
+# `is_gradient_checkpointing` to `is_activation_checkpointing` (models). TRL 1.16's configs, which default the old field to
+# True, and PEFT 0.21's model wrapper still use the old names, so every TRL or PEFT run warns twice with nothing for a user
+# to change (the old names still work: transformers maps them). Those two warnings are dropped; any other stays.
+def quiet_known_warnings():
+    "Drop the warnings described above (called on import; again after anything that resets the warning filters)."
+    import warnings
+    warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+quiet_known_warnings()
 # DeepSpeed (imported by TRL and accelerate) probes for an accelerator and warns when it settles on the CPU: say so up front.
 if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 # %% auto #0
-__all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'files_hash', 'code_fingerprint', 'home_dir', 'cached_dir',
-           'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash', 'RunDirBusy', 'own_run_dir',
-           'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert', 'LoadError', 'hub_reachable',
-           'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict', 'to_dict']
+__all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_known_warnings', 'files_hash', 'code_fingerprint',
+           'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash',
+           'RunDirBusy', 'own_run_dir', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert',
+           'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict', 'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def files_hash(path:str|Path, n:int=16) -> str:

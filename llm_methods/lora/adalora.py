@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
-from ..base import _history_callback
+from ..base import _history_callback, quiet_trainer
 from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows, run_output, save_final
 
 # %% auto #0
@@ -85,6 +85,7 @@ def adalora_train(model, tok, rows:list[dict], cfg:SFTRunConfig, peft_config, # 
     seed_everything(cfg.seed)
     trainer = _adalora_trainer_cls(peft_config.orth_reg_weight)(model=model, args=args, train_dataset=Dataset.from_list(rows),
         processing_class=tok, peft_config=peft_config, callbacks=[hist, alloc, *(callbacks or [])])
+    quiet_trainer(trainer, cfg.progress)
     t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
     if cfg.output_dir is None: shutil.rmtree(out, ignore_errors=True)
     return {"model": trainer.model, "history": hist.logs, "train_s": train_s, "trainer": trainer, "callback": alloc}

@@ -8,7 +8,7 @@ import random, time, math, dataclasses
 import torch
 from ..core import seed_everything, count_params, Meter, home_dir, save_pretrained_atomic
 from ..evaluate import make_result, record_result, Result, EvalReport
-from ..base import trainer_device_args, _history_callback, plot_loss
+from ..base import trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from .clm import PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
 
 # %% auto #0
@@ -122,6 +122,7 @@ def train_bert(model, tok, rows:list[dict], cfg:PretrainConfig) -> dict:
     hist = _history_callback()
     trainer = Trainer(model=model, args=args, train_dataset=_Rows(rows), data_collator=MLMNSPCollator(tok, cfg.mlm_probability),
                       callbacks=[hist])
+    quiet_trainer(trainer, cfg.progress)
     t0 = time.perf_counter()
     with _quiet(not cfg.progress): trainer.train()
     n_tok = cfg.steps * cfg.batch_size * sum(len(r["input_ids"]) for r in rows) / len(rows)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
-from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss
+from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result, EvalReport
 from .common import (tiny_sft, sft_path, preference_dataset, rlhf_heldout, chat_prompts, render_completion,
                                      completion_logprobs, kl_from_start)
@@ -115,8 +115,9 @@ def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_mod
     args = dpo_args(cfg, out, **overrides)
     check_cpu_options(args, model)
     guards = [NaNGuard()] if cfg.nan_guard else []
-    return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
-                      peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete(), *(callbacks or [])])
+    return quiet_trainer(DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
+                                    peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete(), *(callbacks or [])]),
+                         cfg.progress)
 
 def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, callbacks:list|None=None, **overrides) -> dict:
     "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."

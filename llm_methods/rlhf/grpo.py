@@ -8,7 +8,7 @@ import os, time, shutil, dataclasses
 from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic, causal_inputs_only
-from ..base import tiny_world, trainer_device_args, _history_callback
+from ..base import tiny_world, trainer_device_args, _history_callback, quiet_trainer
 from ..data import strip_signoff, gold_prefers
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
 from .common import tiny_sft, rlhf_heldout, kl_from_start
@@ -113,6 +113,7 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs or list(GRPO_REWARDS), args=grpo_args(cfg, out, **overrides),
                           train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=peft_config,
                           callbacks=[_history_callback()])
+    quiet_trainer(trainer, cfg.progress)
     t0 = time.perf_counter()
     try: trainer.train()
     finally: shutil.rmtree(out, ignore_errors=True)  # also when training fails: no folders left in home_dir()/tmp

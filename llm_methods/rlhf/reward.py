@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict, save_pretrained_atomic
-from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss
+from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import Result, EvalReport, make_result, record_result
 from .common import (tiny_sft, sft_path, cached_build, config_key, preference_dataset, qa_prompt,
                                      render_completion, likelihood_preference)
@@ -160,7 +160,7 @@ def reward_trainer(model, tok, rows:list[dict], cfg:RewardRunConfig|None=None, o
     ds = Dataset.from_list(preference_dataset(rows, conversational=is_chat(tok), keep=()))
     out = output_dir or str(home_dir() / "tmp" / f"reward-{os.getpid()}-{time.time_ns()}")
     args = reward_args(cfg, out, **overrides)
-    return RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[_history_callback()])
+    return quiet_trainer(RewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[_history_callback()]), cfg.progress)
 
 def reward_train(model, tok, rows:list[dict], cfg:RewardRunConfig|None=None, **overrides) -> dict:
     "Train a reward model on preference rows; returns `{model, history, train_s, trainer}`."
