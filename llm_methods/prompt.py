@@ -184,7 +184,8 @@ class PTuningRunConfig(PromptRunConfig):
 class PrefixRunConfig(PromptRunConfig):
     "Prefix tuning (Li & Liang 2021) — CLI stage `prefix`."
     peft_method: str = "prefix"
-    lr: float = 3e-1 # best of 3e-2, 1e-1, 3e-1 at 500 steps (results/sweeps)
+    num_virtual_tokens: int = 64 # best of 16, 64, 128 at 500 steps (results/sweeps): prefixes want more room than soft prompts
+    lr: float = 1e-1 # best of 3e-2, 1e-1, 3e-1 with 16 virtual tokens was 3e-1; with 64, 1e-1 beats 3e-1 (results/sweeps)
 
 # %% ../nbs/04_prompt.ipynb #ca8f69b5
 def peft_config_for(cfg:PromptRunConfig, model, tokenizer_path:str|None=None):
