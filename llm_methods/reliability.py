@@ -7,6 +7,7 @@ from __future__ import annotations
 import os, re, json, math, time
 from pathlib import Path
 import torch
+import llm_methods.core  # before transformers: its log filters (00_core) must be in place when bitsandbytes loads
 from transformers import TrainerCallback
 
 # %% auto #0

@@ -54,8 +54,9 @@ def test_committed_table_reports_budgets_and_preferences():
     rows = {r["method"]: r for r in json.loads((Path(__file__).parents[1] / "results" / "tiny_cpu" / "results.json").read_text())}
     supervised = ["sft", "lora", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"]
     assert set(supervised + ["mlm", "nsp", "reward", "ppo", "dpo", "grpo"]) <= set(rows), sorted(rows)
-    for m in supervised:  # one budget for every supervised row
+    for m in supervised:  # one budget for every supervised row, and its seed spread
         assert rows[m]["steps"] == rows["sft"]["steps"] and rows[m]["tokens"] == rows["sft"]["tokens"] and rows[m]["lr"], (m, rows[m]["steps"], rows[m]["tokens"])
+        assert rows[m]["score_std"] is not None and len(rows[m]["extra"]["seeds"]) >= 3, (m, rows[m]["score_std"])
     assert rows["sft"]["kl_from_sft"] == 0.0
     for m in ("sft", "ppo", "dpo", "grpo"): assert 0 <= rows[m]["gold_preferred"] <= 1, m
     for m in ("ppo", "dpo", "grpo"): assert rows[m]["kl_from_sft"] is not None and rows[m]["kl_from_sft"] >= 0, m

@@ -23,6 +23,8 @@ SIZES = {  # name: shape; init_std scales as 0.08 * sqrt(96 / hidden) (0.08 was 
 BASE_LRS = {"s96": [6e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
 GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0]}  # fine-tuning lrs tried per size (seed 0)
 
+PRIOR = {"sft": 1, "prompt-tuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
+
 def init_std(hidden): return 0.08 if hidden == 96 else round(0.08 * math.sqrt(96 / hidden), 4)
 
 BASE_CODE = """
@@ -134,7 +136,9 @@ def main(a):
         return [j for j in jobs if (j[1], j[0], j[2], j[3]) not in done and bases.get(j[1])]
     methods = a.methods.split(",")
     # 2. the lr grid, first seed
-    pool(todo([(m, s, lr, seeds[0]) for s in reversed(sizes) for m in methods for lr in GRID[m]]), run)
+    grid = [(m, s, lr, seeds[0]) for s in reversed(sizes) for m in methods for lr in GRID[m]]
+    grid.sort(key=lambda j: abs(GRID[j[0]].index(j[2]) - PRIOR[j[0]]))  # the likely-best lrs first (a cut budget keeps them)
+    pool(todo(grid), run)
     # 3. the other seeds at each method's best lr (chosen on the first seed)
     rows = read(a.out)
     more = [(m, s, best_lr(rows, s, m, seeds[0]), sd) for s in reversed(sizes) for m in methods for sd in seeds[1:]]
@@ -161,7 +165,7 @@ def table(path) -> str:
         (slr, sem, ssc), (plr, pem, psc) = cell["sft"], cell["prompt-tuning"]
         fmt = lambda v: "/".join(f"{x:.1%}" for x in v)
         out.append(f"| {s} | {b['hidden']}×{b['layers']} | {b['params'] / 1e6:.2f}M | {b['base_lr']:g} | {b['base_plain_em']:.1%} | {slr:g} | "
-                   f"**{sem:.1%}** ({fmt(ssc)}) | {plr:g} | **{pem:.1%}** ({fmt(psc)}) | {(pem / sem if sem else float("nan")):.2f} | {100 * (sem - pem):.1f} | {len(ssc)}/{len(psc)} |")
+                   f"**{sem:.1%}** ({fmt(ssc)}) | {plr:g} | **{pem:.1%}** ({fmt(psc)}) | {(pem / sem if sem else 0):.2f} | {100 * (sem - pem):.1f} | {len(ssc)}/{len(psc)} |")
         for r in sorted(rs, key=lambda r: (r["method"], r["lr"], r["seed"])):
             pt = " | ".join(f"{r['per_task'].get(t, 0):.0%}" for t in ("fact", "add", "rev"))
             grid.append(f"| {s} | {r['method']} | {r['lr']:g} | {r['seed']} | {r['score']:.1%} | {pt} | {r['seconds']:.0f} |")
@@ -171,7 +175,7 @@ def table(path) -> str:
             pt = "/".join(f"{b['base_plain_per_task'].get(t, 0):.0%}" for t in ("fact", "add", "rev"))
             bases.append(f"| {b['size']} | {b['base_lr']:g} | {b['init_std']} | {b['params']:,} | {b['base_plain_em']:.1%} "
                          f"({pt}) | {b['base_plain_em_all']:.1%} | "
-                         f"{b['pretrain_final_loss']:.3f} | {b['pretrain_s']:.0f} |")
+                         f"{b['pretrain_final_loss'] or float('nan'):.3f} | {b['pretrain_s']:.0f} |")
     envs = "\n".join(f"- env: {json.dumps(e)}" for e in env[-1:])
     return "\n".join(out) + "\n\nBases:\n\n" + "\n".join(bases) + "\n\nEvery run:\n\n" + "\n".join(grid) + "\n\n" + envs
 
@@ -183,6 +187,12 @@ if __name__ == "__main__":
     ap.add_argument("--budget-s", type=float, default=0, help="start no new process after this many seconds (0: no limit)")
     ap.add_argument("--smoke", action="store_true", help="a quick CPU check: 30 pretraining steps, 5 fine-tuning steps, 4 items per task")
     ap.add_argument("--table", action="store_true", help="print --out as markdown tables and exit")
+    ap.add_argument("--sft-lrs", default=None, help="comma-separated SFT lrs instead of GRID's"); ap.add_argument("--pt-lrs", default=None)
+    ap.add_argument("--first-base-lr", action="store_true", help="pretrain each size at BASE_LRS' first (lowest) lr only")
     a = ap.parse_args()
+    if a.sft_lrs: GRID["sft"] = [float(x) for x in a.sft_lrs.split(",")]
+    if a.pt_lrs: GRID["prompt-tuning"] = [float(x) for x in a.pt_lrs.split(",")]
+    PRIOR.update({m: min(PRIOR[m], len(GRID[m]) - 1) for m in PRIOR})
+    if a.first_base_lr: BASE_LRS.update({k: v[:1] for k, v in BASE_LRS.items()})
     if a.table: print(table(a.out)); raise SystemExit
     main(a)
