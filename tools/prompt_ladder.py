@@ -2,6 +2,7 @@
 
     python tools/prompt_ladder.py --sizes s96,s192,s384,s768 --seeds 0,1 --jobs 8 --out results/sweeps/prompt_ladder.jsonl
     python tools/prompt_ladder.py --out results/sweeps/prompt_ladder.jsonl --table
+    python tools/prompt_ladder.py --sizes s48,s96,s192w --seeds 0 --jobs 2 --sft-lrs 1e-3,3e-3 --pt-lrs 0.1,0.3 --out F   # the CPU ladder
     python tools/prompt_ladder.py --smoke --sizes s96 --out /tmp/ladder_smoke.jsonl   # CPU check: tiny step counts, few items
 
 Per size: pretrain a base on the tiny world (same world, tokenizer, corpus and 3,000 steps; `base.tiny_base(shipped=False)`) at
@@ -15,12 +16,14 @@ import argparse, json, math, os, subprocess, sys, time, datetime
 from concurrent.futures import ThreadPoolExecutor
 
 SIZES = {  # name: shape; init_std scales as 0.08 * sqrt(96 / hidden) (0.08 was tuned for the 96-wide base)
+    "s48": dict(hidden=48, layers=2, heads=2, ffn=128),  # half as wide (CPU ladder: width only, head size 24 throughout)
     "s96": dict(hidden=96, layers=2, heads=4, ffn=256),  # the shipped base's shape
+    "s192w": dict(hidden=192, layers=2, heads=8, ffn=512),  # twice as wide, same depth (CPU ladder)
     "s192": dict(hidden=192, layers=4, heads=4, ffn=512),
     "s384": dict(hidden=384, layers=4, heads=8, ffn=1024),
     "s768": dict(hidden=768, layers=6, heads=12, ffn=2048),
 }
-BASE_LRS = {"s96": [6e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
+BASE_LRS = {"s48": [6e-3], "s96": [6e-3], "s192w": [3e-3, 6e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
 GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0]}  # fine-tuning lrs tried per size (seed 0)
 
 PRIOR = {"sft": 1, "prompt-tuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
