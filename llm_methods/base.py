@@ -11,11 +11,14 @@ import torch
 from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_params, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic
 from .data import TinyWorld, WorldConfig, train_tokenizer
 
+from .reliability import NaNGuard, MarkComplete, resolve_resume
+import llm_methods
+
 # %% auto #0
 __all__ = ['CHECKPOINT_SHAPES', 'pack_texts', 'CLMConfig', 'quiet_trainer', 'trainer_device_args', 'check_lm_fits',
            'train_resumable', 'train_causal_lm', 'BaseConfig', 'build_base', 'shipped_base', 'tiny_base',
-           'tiny_base_path', 'base_info', 'tiny_world', 'plot_loss', 'random_checkpoint', 'stand_in_model',
-           'run_summary']
+           'warm_tiny_base', 'tiny_base_path', 'base_info', 'tiny_world', 'plot_loss', 'random_checkpoint',
+           'stand_in_model', 'run_summary']
 
 # %% ../nbs/00c_base.ipynb #b991d443
 def pack_texts(tok, texts:list[str], seq_len:int) -> torch.Tensor:
@@ -114,7 +117,6 @@ def train_resumable(trainer, hist, # a Trainer and its history callback (`_histo
 def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callbacks:list|None=None) -> dict:
     "Pretrain `model` on `texts` with next-token prediction; returns `{history, train_s, tokens}`."
     from transformers import Trainer, TrainingArguments
-    from llm_methods.reliability import NaNGuard, MarkComplete, resolve_resume
     cfg = cfg or CLMConfig()
     check_lm_fits(model, tok, cfg.seq_len)
     blocks = pack_texts(tok, texts, cfg.seq_len)
@@ -166,7 +168,6 @@ def build_base(cfg:BaseConfig) -> tuple:
 
 def shipped_base() -> Path|None:
     "The tiny base shipped inside the package (trained by `build_base` with the default `BaseConfig`), if present."
-    import llm_methods
     p = Path(llm_methods.__file__).parent / "assets" / "tiny_base"
     return p if (p / "train.json").exists() and (p / "model.safetensors").exists() else None
 
@@ -190,6 +191,10 @@ def tiny_base(cfg:BaseConfig|None=None, # settings; the defaults are the project
     model = load_model(final)
     if device: model = model.to(get_device(device))
     return model, load_tokenizer(final)
+
+def warm_tiny_base(settings:dict):
+    "Launcher hook: build the cached tiny base once, before N processes race for it (when the stage starts from it)."
+    if settings.get("model") is None and not (home_dir() / "base" / BaseConfig().key() / "DONE").exists(): tiny_base()
 
 def tiny_base_path() -> Path:
     "The folder of the cached tiny base (built on first use): what `from_pretrained` and PEFT adapters point at."

@@ -10,6 +10,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .core import count_params
+from .pretrain.compute import predict_memory_for
+from .lora.qlora import quantized_nbytes
+from .base import tiny_base
+from .rlhf.ppo import PPOTrainer, PPOConfig
+from .distributed import launch, read_run, _error_line
+from .core import home_dir
+
 # %% auto #0
 __all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'ZERO_RUNS', 'llama_config', 'param_counts',
            'flops_per_token', 'mfu', 'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss',
@@ -360,7 +368,6 @@ def _versions() -> dict:
 def run_bench(cfg:BenchConfig, command:str|None=None # the command line that asked for it, stored with the result
              ) -> dict:
     "Run one benchmark; returns (and appends to `cfg.out`) a dict of throughput, MFU and memory."
-    from llm_methods.core import count_params
     dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda": set_sdpa_backend(cfg.attn)
     elif cfg.attn != "default": raise ValueError(f"BenchConfig.attn={cfg.attn!r} needs CUDA; use 'default' on {dev}")
@@ -520,8 +527,6 @@ def run_qlora_bench(shape:str="65b", # a key of SHAPES
     "QLoRA training steps of a big random Llama on ONE GPU: NF4 + double quantization, LoRA on all linear layers, our layer checkpointing, fused loss, paged AdamW."
     import bitsandbytes as bnb
     from peft import LoraConfig, get_peft_model
-    from llm_methods.pretrain.compute import predict_memory_for
-    from llm_methods.lora.qlora import quantized_nbytes
     t_start = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
@@ -588,8 +593,6 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
                   device:str|None=None, out:str|None=None) -> dict:
     "Throughput of our PPO (`rlhf.ppo.PPOTrainer`) on one GPU: a rollout + update iteration split into generation, scoring and training."
     from transformers import LlamaForCausalLM, LlamaForSequenceClassification
-    from llm_methods.base import tiny_base
-    from llm_methods.rlhf.ppo import PPOTrainer, PPOConfig
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")); cuda = dev.type == "cuda"
     _, tok = tiny_base()
     mcfg = llama_config(shape, max_len=1024, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
@@ -630,7 +633,7 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
     return res
 
 # %% ../nbs/10_bench.ipynb #42800b0f
-from .distributed import ZERO_FAST, ZERO3_FAST
+from .random_sft import ZERO_FAST, ZERO3_FAST
 ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' settings, random-sft settings)
     "1gpu": (None, 1, {}, {}),
     "1gpu-zero2": ("zero2", 1, {}, {}),
@@ -642,7 +645,7 @@ ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' settings, random-sft set
     "zero3-layers": ("zero3", 2, ZERO3_FAST, {"zero3_leaf": True}),  # the same through distributed.zero3_leaf_layers, for any shape
 }
 
-def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
+def run_zero_bench(shape:str="1b", # a key of random_sft.LLAMA_SHAPES
                    seq:int=2048, batch:int=8, # tokens per packed sequence, sequences per GPU per step
                    steps:int=30, profile_steps:int=2, # optimizer steps; the last profile_steps run under the profiler
                    runs=("1gpu", "zero2", "zero3"), # keys of ZERO_RUNS, run in this order
@@ -650,8 +653,6 @@ def run_zero_bench(shape:str="1b", # a key of distributed.LLAMA_SHAPES
                    deadline_s:float=0.0, # > 0: skip runs that start later than this many seconds after the call
                    out:str|None=None) -> list[dict]:
     "Tokens/s of `random-sft` launches on one and two GPUs (`ZERO_RUNS`), with a profile of each; one JSON row per run."
-    from llm_methods.distributed import launch, read_run, _error_line
-    from llm_methods.core import home_dir
     bad = [r for r in runs if r not in ZERO_RUNS]
     if bad: raise ValueError(f"unknown runs {bad}; choose from {list(ZERO_RUNS)}")
     t_start, rows = time.time(), []

@@ -4,41 +4,19 @@
 
 # %% ../nbs/09_cli.ipynb #ebbbab46
 from __future__ import annotations
-import argparse, importlib, json, sys, time
+import argparse, dataclasses, importlib, json, sys, time
 from pathlib import Path
+import yaml
+from .core import from_dict, LoadError, RunDirBusy
+from .evaluate import Result
+from .stages import registry, get_stage
 
 # %% auto #0
-__all__ = ['STAGES', 'register_stage', 'build_parser', 'recipes_dir', 'resolve_config', 'load_stage_config', 'main']
+__all__ = ['build_parser', 'recipes_dir', 'resolve_config', 'load_stage_config', 'main']
 
 # %% ../nbs/09_cli.ipynb #58dcc3e6
-STAGES: dict[str, tuple[str, str, str, str]] = {
-    "run": ("llm_methods.pipeline", "PipelineConfig", "run_pipeline", "the main job: every stage on the tiny default (or a real model), one table"),
-    "base": ("llm_methods.pipeline", "BaseStageConfig", "run_base", "pretrain the tiny base on the tiny world and score it"),
-    "mlm": ("llm_methods.pipeline", "MLMStageConfig", "run_mlm", "BERT-style masked LM + next-sentence prediction on the tiny world (two rows: mlm, nsp)"),
-    "compute": ("llm_methods.pretrain.compute", "ComputeConfig", "compute_budget", "training compute, time and memory budget (e.g. --set params=175e9 tokens=300e9)"),
-    "pretrain": ("llm_methods.pretrain.clm", "PretrainConfig", "run_pretrain", "pretrain a causal LM (clm) or BERT (mlm) from a config or checkpoint"),
-    "sft": ("llm_methods.sft", "SFTRunConfig", "run_sft", "supervised instruction fine-tuning, all parameters (TRL SFTTrainer)"),
-    "lora": ("llm_methods.lora.core", "LoraRunConfig", "run_lora", "instruction tuning with LoRA adapters (PEFT)"),
-    "qlora": ("llm_methods.lora.qlora", "QLoraRunConfig", "run_qlora", "LoRA on a 4-bit NF4, double-quantized base (bitsandbytes)"),
-    "adalora": ("llm_methods.lora.adalora", "AdaLoraRunConfig", "run_adalora", "LoRA with an importance-based rank budget (AdaLoRA)"),
-    "prompt-tuning": ("llm_methods.prompt", "PromptTuningRunConfig", "run_prompt_tuning", "learned soft-prompt embeddings (prompt tuning)"),
-    "ptuning": ("llm_methods.prompt", "PTuningRunConfig", "run_ptuning", "P-tuning: soft prompts from a prompt encoder"),
-    "prefix": ("llm_methods.prompt", "PrefixRunConfig", "run_prefix", "prefix tuning: learned key/value prefixes in every layer"),
-    "icl": ("llm_methods.icl", "ICLConfig", "run_icl", "in-context learning: k-shot prompting, no weights change"),
-    "reward": ("llm_methods.rlhf.reward", "RewardRunConfig", "run_reward", "reward model on preference pairs (Bradley-Terry, TRL RewardTrainer)"),
-    "ppo": ("llm_methods.rlhf.ppo", "PPOConfig", "run_ppo", "RLHF with PPO against the reward model (written here)"),
-    "dpo": ("llm_methods.rlhf.dpo", "DPORunConfig", "run_dpo", "direct preference optimization (TRL DPOTrainer)"),
-    "grpo": ("llm_methods.rlhf.grpo", "GRPORunConfig", "run_grpo", "GRPO with a programmatic reward (TRL GRPOTrainer)"),
-    "launch": ("llm_methods.distributed", "LaunchConfig", "run_launch", "start a multi-process DeepSpeed run of a stage"),
-}
-
-def register_stage(name:str, module:str, config_cls:str, fn:str, help:str):
-    "Add a stage to the CLI (used by stage modules; later registrations replace earlier ones)."
-    STAGES[name] = (module, config_cls, fn, help)
-
 def _value(v:str):
     "A command-line value: int, float (`2e-5` too, which YAML 1.1 reads as a string), else YAML (true, null, lists...)."
-    import yaml
     for f in (int, float):
         try: return f(v)
         except ValueError: pass
@@ -70,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "`llm_methods run --model PATH --stages sft,lora,dpo --deepspeed zero2`. "
                                         "`llm_methods STAGE --show-config` lists a stage's settings.")
     sub = ap.add_subparsers(dest="stage", metavar="STAGE", title="stages")
-    for name, (_, _, _, h) in STAGES.items():
-        p = sub.add_parser(name, help=h, description=h)
+    for name, st in registry().items():
+        p = sub.add_parser(name, help=st.help, description=st.help)
         p.add_argument("--config", help="YAML recipe with the stage's settings")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings of the recipe")
         p.add_argument("--show-config", action="store_true", help="print the resolved settings and exit")
@@ -92,10 +70,7 @@ def resolve_config(config:str|None) -> str|None:
 
 def load_stage_config(stage:str, config:str|None=None, overrides:dict|None=None):
     "The validated config dataclass of `stage` from a YAML file (or shipped recipe name) and overrides."
-    from llm_methods.core import from_dict
-    if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    mod, cls, _, _ = STAGES[stage]
-    return from_dict(getattr(importlib.import_module(mod), cls), resolve_config(config), **(overrides or {}))
+    return from_dict(get_stage(stage).config, resolve_config(config), **(overrides or {}))
 
 def main(argv:list[str]|None=None):
     "Entry point of the `llm_methods` console script."
@@ -105,17 +80,14 @@ def main(argv:list[str]|None=None):
     except (ValueError, FileNotFoundError) as e:
         print(f"llm_methods {a.stage}: {e}", file=sys.stderr); return 2
     if a.show_config:
-        import dataclasses; print(json.dumps(dataclasses.asdict(cfg), indent=1)); return 0
-    mod, _, fn, _ = STAGES[a.stage]
-    from llm_methods.core import LoadError, RunDirBusy
-    try: res = getattr(importlib.import_module(mod), fn)(cfg)
+        print(json.dumps(dataclasses.asdict(cfg), indent=1)); return 0
+    try: res = get_stage(a.stage).run(cfg)
     except (ValueError, FileNotFoundError, LoadError, RunDirBusy, UnicodeDecodeError) as e:
         if a.debug: raise
         print(f"llm_methods {a.stage}: {type(e).__name__}: {e}\n(the traceback: the same command with --debug)", file=sys.stderr)
         return 2
     if isinstance(res, int) and not isinstance(res, bool): return res  # e.g. `launch` returns the launcher's exit code
     if hasattr(res, "failed"): return 1 if res.failed else 0  # `run` printed its own lines; a failed stage sets the status
-    from llm_methods.evaluate import Result
     for r in (res if isinstance(res, list) else [res]):
         if isinstance(r, Result):
             score = (f"held-out {r.score:.1%} {json.dumps({k: round(v, 3) for k, v in r.per_task.items()})}" if r.extra.get("heldout", True)

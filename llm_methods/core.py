@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools
+import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -36,6 +36,9 @@ quiet_known_warnings()
 # DeepSpeed (imported by TRL and accelerate) probes for an accelerator and warns when it settles on the CPU: say so up front.
 if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
+import llm_methods
+from . import __version__
+
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_known_warnings', 'files_hash', 'code_fingerprint',
            'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash',
@@ -54,7 +57,6 @@ def files_hash(path:str|Path, n:int=16) -> str:
 @functools.cache
 def code_fingerprint() -> str:
     "A short hash of the installed package's files (code, configs, the shipped base): what the default cache is keyed by."
-    import llm_methods
     return files_hash(Path(llm_methods.__file__).resolve().parent, 10)
 
 def home_dir() -> Path:
@@ -62,7 +64,6 @@ def home_dir() -> Path:
     env = os.environ.get("LLM_METHODS_HOME")
     if env: p = Path(env).expanduser()
     else:
-        from llm_methods import __version__
         p = Path.home() / ".cache" / "llm_methods" / f"{__version__}-{code_fingerprint()}"
     p.mkdir(parents=True, exist_ok=True)
     return p
@@ -194,7 +195,6 @@ def own_run_dir(folder:str|Path, cfg, stage:str, overwrite:bool=False):
                 raise ValueError(f"output_dir {str(folder)!r} {what}: pass overwrite=true to empty it first, or use another output_dir")
             for q in folder.iterdir():
                 if q.name != RUN_LOCK: shutil.rmtree(q) if q.is_dir() and not q.is_symlink() else q.unlink()
-        import llm_methods
         man = {"stage": stage, "status": "running", "config_hash": h, "config": conf, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                "versions": _versions(), "llm_methods": llm_methods.__version__}
         if old and old.get("config_hash") == h: man["runs_before"] = old.get("runs_before", 0) + 1
@@ -470,6 +470,11 @@ def from_dict(cls, d:dict|str|Path|None=None, **overrides):
         except UnicodeDecodeError as e: raise ValueError(f"config file {str(p)!r} is not UTF-8 text ({e.reason} at byte {e.start})") from None
         if not isinstance(d, dict): raise ValueError(f"config file {str(p)!r} must hold a mapping of field: value")
     d = {**(d or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    for old, new in getattr(cls, "renamed", {}).items():  # a field renamed in a later version: old recipes keep working
+        if old in d:
+            if new in d: raise ValueError(f"{cls.__name__}: give {new!r} only ({old!r} is its old name)")
+            warnings.warn(f"{cls.__name__}.{old} is now called {new!r}: read as {new}={d[old]!r} (rename it in your recipe)", FutureWarning, stacklevel=2)
+            d[new] = d.pop(old)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in d if k not in names]

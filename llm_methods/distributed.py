@@ -12,15 +12,16 @@ import torch
 import llm_methods
 from .core import home_dir, from_dict, get_device, write_atomic
 from .pretrain.compute import predict_train_memory
+from .stages import stage, get_stage, registry, Stage
+
+from .cli import resolve_config
 
 # %% auto #0
-__all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'LAUNCH_STAGES', 'TRAINER_STAGES', 'NOT_LAUNCHABLE', 'ENGINES',
-           'FOUR_BIT', 'NO_4BIT', 'QUICK', 'LLAMA_SHAPES', 'KERNEL_KINDS', 'ZERO_FAST', 'ZERO3_FAST', 'zero_memory',
-           'plot_zero_memory', 'ds_config_path', 'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory',
-           'check_ds_config', 'parse_hostfile', 'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch',
-           'prepare_launch', 'launch_command', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve',
-           'state_vs_prediction', 'compat_cell', 'compat_matrix', 'matrix_markdown', 'RandomSFTConfig', 'kernel_kind',
-           'profile_summary', 'zero3_leaf_layers', 'apply_zero3_leaf', 'run_random_sft']
+__all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'ENGINES', 'zero_memory', 'plot_zero_memory', 'ds_config_path',
+           'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory', 'check_ds_config', 'parse_hostfile',
+           'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch', 'prepare_launch', 'launch_command',
+           'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve', 'state_vs_prediction', 'compat_cell',
+           'matrix_stages', 'compat_matrix', 'matrix_markdown', 'zero3_leaf_layers', 'apply_zero3_leaf']
 
 # %% ../nbs/07_distributed.ipynb #b74fb9c2
 PARTITIONED = {0: (), 1: ("optimizer states",), 2: ("optimizer states", "gradients"),
@@ -223,46 +224,20 @@ def check_resources(gpus:int, # processes per node (one per GPU)
     return gpus
 
 # %% ../nbs/07_distributed.ipynb #b8355014
-# stage -> (module, config class, run function); stages the CLI registers later are found in llm_methods.cli.STAGES
-LAUNCH_STAGES = {
-    "pretrain": ("llm_methods.pretrain.clm", "PretrainConfig", "run_pretrain"),
-    "sft": ("llm_methods.sft", "SFTRunConfig", "run_sft"),
-    "lora": ("llm_methods.lora.core", "LoraRunConfig", "run_lora"),
-    "qlora": ("llm_methods.lora.qlora", "QLoraRunConfig", "run_qlora"),
-    "adalora": ("llm_methods.lora.adalora", "AdaLoraRunConfig", "run_adalora"),
-    "prompt-tuning": ("llm_methods.prompt", "PromptTuningRunConfig", "run_prompt_tuning"),
-    "ptuning": ("llm_methods.prompt", "PTuningRunConfig", "run_ptuning"),
-    "prefix": ("llm_methods.prompt", "PrefixRunConfig", "run_prefix"),
-    "reward": ("llm_methods.rlhf.reward", "RewardRunConfig", "run_reward"),
-    "dpo": ("llm_methods.rlhf.dpo", "DPORunConfig", "run_dpo"),
-    "grpo": ("llm_methods.rlhf.grpo", "GRPORunConfig", "run_grpo"),
-    "ppo": ("llm_methods.rlhf.ppo", "PPOConfig", "run_ppo"),
-    "random-sft": ("llm_methods.distributed", "RandomSFTConfig", "run_random_sft"),
-}
-TRAINER_STAGES = ("reward", "dpo", "grpo")  # HF Trainer subclasses without a `deepspeed` field: DeepSpeed via accelerate's env
-NOT_LAUNCHABLE = {"run": "the pipeline runs stages one after another in one process; launch each stage instead",
-                  "base": "the tiny base is built once and cached; launch `pretrain` for a distributed pretraining run"}
-
-def stage_spec(stage:str) -> tuple:
-    "`(module, config class, run function name, route)` of a launchable stage; route is 'field' or 'accelerate'."
-    if stage in NOT_LAUNCHABLE: raise ValueError(f"stage {stage!r} cannot be launched on several processes: {NOT_LAUNCHABLE[stage]}")
-    if stage in LAUNCH_STAGES: mod, cls, fn = LAUNCH_STAGES[stage]
-    else:
-        from llm_methods.cli import STAGES
-        if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}; launchable stages: {', '.join(LAUNCH_STAGES)}")
-        mod, cls, fn, _ = STAGES[stage]
-    C = getattr(importlib.import_module(mod), cls)
-    if "deepspeed" in {f.name for f in dataclasses.fields(C)}: route = "field"
-    elif stage in TRAINER_STAGES: route = "accelerate"
-    else: raise ValueError(f"stage {stage!r} ({cls}) has no `deepspeed` setting and is not a Trainer stage this launcher knows; "
-                           f"launchable stages: {', '.join(LAUNCH_STAGES)}")
-    return mod, cls, fn, route
+def stage_spec(stage:str) -> Stage:
+    "The registered stage `stage`, if it can be launched on several processes (ValueError saying why not, otherwise)."
+    st = get_stage(stage)
+    if st.launch is None:
+        ok = ", ".join(n for n, x in registry().items() if x.launch)
+        raise ValueError(f"stage {stage!r} cannot be launched on several processes: {st.no_launch or 'it declares no launch route'}; "
+                         f"launchable stages: {ok}")
+    return st
 
 # %% ../nbs/07_distributed.ipynb #ee726b65
 @dataclass
 class LaunchConfig:
     "A multi-process launch of a training stage (CLI: `llm_methods launch STAGE --deepspeed zero2 --gpus 2`)."
-    stage: str = "sft" # the stage to run in every process (see LAUNCH_STAGES)
+    stage: str = "sft" # the stage to run in every process (a registered stage with a launch route)
     deepspeed: str|dict|None = None # shipped config name (zero1, zero2, zero3, zero3_offload), JSON path or dict; None = plain DDP
     gpus: int = 1 # processes per node, one per GPU (device='cpu': CPU processes)
     hostfile: str|None = None # DeepSpeed hostfile ('HOST slots=N' lines) for several nodes
@@ -302,8 +277,7 @@ def _stage_settings(c, device:str) -> dict:
 
 def resolve_launch(cfg:LaunchConfig) -> dict:
     "Resolve and check a launch without side effects: stage config, DeepSpeed config, hosts, world size (ValueError on any mistake)."
-    mod, cls, fn, route = stage_spec(cfg.stage)
-    C = getattr(importlib.import_module(mod), cls)
+    st = stage_spec(cfg.stage); C = st.config
     over = {k: v for k, v in cfg.overrides.items() if not k.startswith("ds.")}
     ds_over = {k[3:]: v for k, v in cfg.overrides.items() if k.startswith("ds.")}
     if ds_over and cfg.deepspeed is None: raise ValueError(f"'ds.' overrides {sorted(ds_over)} need a DeepSpeed config (--deepspeed zero2, ...)")
@@ -317,7 +291,6 @@ def resolve_launch(cfg:LaunchConfig) -> dict:
         raise ValueError(f"node_rank={cfg.node_rank} but the hostfile lists {len(hosts)} host(s): use 0..{len(hosts) - 1}")
     local = hosts is None or cfg.node_rank is not None or len(hosts) == 1
     world = check_resources(cfg.gpus, cfg.device, hosts, local=local)
-    from llm_methods.cli import resolve_config  # a YAML path or a shipped recipe name
     stage_cfg = from_dict(C, resolve_config(cfg.config), **over)  # the stage's own validation, before any process starts
     tag = _engine_tag(cfg.deepspeed, world)
     if "method" in names and "method" not in over:  # keep the one-process row of the result record
@@ -325,14 +298,9 @@ def resolve_launch(cfg:LaunchConfig) -> dict:
     ds = None
     if cfg.deepspeed is not None:
         ds = set_ds_values(load_ds_config(cfg.deepspeed), ds_over)
-        if cfg.stage == "adalora":
-            from llm_methods.lora.adalora import ADALORA_DEEPSPEED
-            raise ValueError(ADALORA_DEEPSPEED)
-        if cfg.stage == "ppo" and (ds.get("zero_optimization") or {}).get("stage", 0) == 3:
-            from llm_methods.rlhf.ppo import PPO_ZERO3
-            raise ValueError(PPO_ZERO3)
+        if st.check_launch: st.check_launch(stage_cfg, ds)  # combinations the stage knows cannot work (AdaLoRA, PPO under ZeRO-3)
         check_ds_config(ds, world_size=world, device=cfg.device, **_stage_settings(stage_cfg, cfg.device))
-    return dict(module=mod, config_cls=cls, fn=fn, route=route, stage_cfg=stage_cfg, ds=ds, hosts=hosts, world=world, tag=tag)
+    return dict(stage=st, stage_cfg=stage_cfg, ds=ds, hosts=hosts, world=world, tag=tag)
 
 def prepare_launch(cfg:LaunchConfig) -> dict:
     "Resolve and check a launch (`resolve_launch`), then write the run folder the workers read; returns the plan."
@@ -340,15 +308,11 @@ def prepare_launch(cfg:LaunchConfig) -> dict:
     run = Path(cfg.run_dir or home_dir() / "launch" / f"{cfg.stage}-{r['tag']}-{time.strftime('%Y%m%d-%H%M%S')}").expanduser().absolute()
     run.mkdir(parents=True, exist_ok=True)
     for old in [*run.glob("rank*.json"), run / "result.json", run / "launch.log"]: old.unlink(missing_ok=True)  # a reused folder: no stale results
-    if cfg.stage == "reward" and stage_cfg.data is None and stage_cfg.eval_data is None and stage_cfg.output_dir is None:
-        # run_reward reuses its cached one-process judge for the tiny-world defaults; given the held-out pairs as a file it trains
-        from llm_methods.base import tiny_world
-        p = run / "heldout_preferences.jsonl"
-        write_atomic(p, "".join(json.dumps(x) + "\n" for x in tiny_world().preferences("heldout")))
-        stage_cfg.eval_data = str(p)
+    if r["stage"].prepare_launch: r["stage"].prepare_launch(stage_cfg, run)  # e.g. reward: the held-out pairs as a file
     ds_path = None
     if ds is not None: ds_path = run / "ds_config.json"; write_atomic(ds_path, json.dumps(ds, indent=1))
-    spec = dict(stage=cfg.stage, module=r["module"], config_cls=r["config_cls"], fn=r["fn"], route=r["route"],
+    st = r["stage"]
+    spec = dict(stage=cfg.stage, module=st.module, config_cls=st.config.__name__, fn=st.run.__name__, route=st.launch,
                 config=dataclasses.asdict(stage_cfg), ds_config=str(ds_path) if ds_path else None, device=cfg.device,
                 world_size=r["world"], engine=r["tag"])
     write_atomic(run / "launch.json", json.dumps(spec, indent=1, default=str))
@@ -393,6 +357,7 @@ def launch(stage:str, # stage to run (sft, lora, qlora, pretrain, dpo, ...)
     "Start a multi-process run of `stage` and wait for it; returns the launcher's exit code (0 = every process succeeded)."
     return run_launch(LaunchConfig(stage=stage, deepspeed=deepspeed, gpus=gpus, hostfile=hostfile, overrides=dict(overrides or {}), **kw))
 
+@stage("launch", LaunchConfig, "start a multi-process DeepSpeed run of a stage", loop="none", no_launch="it is the launcher")
 def run_launch(cfg:LaunchConfig) -> int:
     "Run a `LaunchConfig`: check, write the run folder, start the launcher, wait, summarise; returns the exit code."
     plan = prepare_launch(cfg)
@@ -420,20 +385,8 @@ def run_launch(cfg:LaunchConfig) -> int:
 
 def _warm_caches(spec:dict):
     "Build the cached tiny model a stage starts from in this one process, before N processes (and their Trainers) race for it."
-    c = spec["config"]
-    if spec["stage"] == "ppo":  # PPO names its model `policy`: checked before the `model` test below, which it would always pass
-        from llm_methods.rlhf.common import sft_path
-        from llm_methods.rlhf.reward import tiny_reward, RewardRunConfig
-        if c.get("policy") is None: sft_path()
-        if c.get("reward_model") is None: tiny_reward(RewardRunConfig(steps=c["reward_steps"]) if c.get("reward_steps") else None)
-        return
-    if c.get("model", "given") is not None: return
-    if spec["stage"] in TRAINER_STAGES:
-        from llm_methods.rlhf.common import sft_path
-        sft_path()
-    else:
-        from llm_methods.base import BaseConfig, tiny_base
-        if not (home_dir() / "base" / BaseConfig().key() / "DONE").exists(): tiny_base()
+    st = get_stage(spec["stage"])
+    if st.warm: st.warm(spec["config"])
 
 def read_run(run_dir:str|Path) -> dict:
     "What a launched run left: rank 0's Result (as a dict), each rank's measured state, the launch spec."
@@ -477,13 +430,13 @@ def _worker(run_dir:str):
     if spec["device"] == "cuda": torch.cuda.set_device(local)  # "cuda" now means this process's own GPU
     import transformers.trainer as hf_trainer
     hf_trainer.DEFAULT_CALLBACKS.append(_probe_callback(run, rank))  # every Trainer this process builds reports its state
-    C = getattr(importlib.import_module(spec["module"]), spec["config_cls"])
-    cfg = from_dict(C, spec["config"])
-    if spec["route"] == "field": cfg.deepspeed = spec["ds_config"]
+    st = get_stage(spec["stage"])  # found through the registry (LLM_METHODS_STAGES reaches the workers too)
+    cfg = from_dict(st.config, spec["config"])
+    if spec["route"] == "config": cfg.deepspeed = spec["ds_config"]
     if rank != 0:
         for k in ("record", "progress"):
             if hasattr(cfg, k): setattr(cfg, k, False)
-    res = getattr(importlib.import_module(spec["module"]), spec["fn"])(cfg)
+    res = st.run(cfg)
     if rank == 0 and res is not None: write_atomic(run / "result.json", json.dumps(res.to_dict(), default=float))
 
 # %% ../nbs/07_distributed.ipynb #adc891d5
@@ -524,26 +477,6 @@ ENGINES = {  # engine -> launch arguments (CPU processes over gloo)
     "ZeRO-3 offload": dict(deepspeed="zero3_offload", gpus=2, overrides={"ds.optimizer.params.torch_adam": True}),
     "4-bit": dict(deepspeed=None, gpus=1),
 }
-FOUR_BIT = {"lora": "qlora", "qlora": "qlora"}  # stages that can train on a 4-bit (NF4) base: LoRA on it is QLoRA
-NO_4BIT = {"pretrain": "full training updates every weight; 4-bit weights are frozen storage with no gradient",
-           "sft": "full fine-tuning updates every weight; 4-bit weights are frozen storage with no gradient",
-           "adalora": "possible in principle (PEFT supports it), but the stage has no quantization setting",
-           "reward": "the stage trains the full model and has no quantization setting",
-           "dpo": "possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting",
-           "grpo": "possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting",
-           "ppo": "our PPO has no quantization setting"}
-QUICK = {  # the shortest run of each stage that still logs a loss
-    "pretrain": dict(steps=2, batch_size=8, logging_steps=1, eval_n=0, record=False),
-    "sft": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
-    "lora": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
-    "qlora": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
-    "adalora": dict(steps=4, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False, tinit=1, tfinal=1, deltaT=1),
-    "reward": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, record=False, progress=False),
-    "dpo": dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
-    "grpo": dict(steps=2, batch_size=4, num_generations=2, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
-    "ppo": dict(steps=2, batch_size=8, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, eval_n_per_task=1, record=False, progress=False),
-}
-
 def _error_line(log:str) -> str:
     "The most telling line of a failed run's log (the last exception message)."
     lines = [l.strip() for l in log.splitlines() if re.search(r"(Error|Exception|error:)", l) and "Traceback" not in l]
@@ -552,19 +485,19 @@ def _error_line(log:str) -> str:
 
 def compat_cell(stage:str, engine:str, root:str|Path|None=None, rerun:bool=False) -> dict:
     "Run (or read the cached run of) `stage` on `engine`; returns {status: ok|fail|n/a, text, wall_s}."
-    if stage in NOT_LAUNCHABLE and engine != "single": return dict(status="n/a", text=NOT_LAUNCHABLE[stage])
+    st = get_stage(stage)
+    if st.launch is None: return dict(status="n/a", text=st.no_launch or "not launchable")
     if engine == "4-bit":
-        if stage not in FOUR_BIT: return dict(status="n/a", text=NO_4BIT.get(stage, "no quantization setting"))
-        run_stage = FOUR_BIT[stage]
+        if not st.four_bit: return dict(status="n/a", text=st.no_4bit or "no quantization setting")
+        run_stage = st.four_bit
     else: run_stage = stage
-    if stage in NOT_LAUNCHABLE: return dict(status="n/a", text="runs in one process only (see 06b)")
     root = Path(root or home_dir() / "launch" / "matrix"); d = root / f"{stage}--{engine.replace(' ', '_')}"
     cell = d / "cell.json"
     if cell.exists() and not rerun: return json.loads(cell.read_text())
     shutil.rmtree(d, ignore_errors=True)
     e = ENGINES[engine]; t0 = time.time()
     try:
-        rc = launch(run_stage, e["deepspeed"], gpus=e["gpus"], device="cpu", overrides={**QUICK[run_stage], **e.get("overrides", {})},
+        rc = launch(run_stage, e["deepspeed"], gpus=e["gpus"], device="cpu", overrides={**get_stage(run_stage).quick, **e.get("overrides", {})},
                     run_dir=str(d), stream=False)
     except ValueError as err: return dict(status="n/a", text=f"refused: {err}")
     out, wall = read_run(d), round(time.time() - t0, 1)
@@ -579,10 +512,14 @@ def compat_cell(stage:str, engine:str, root:str|Path|None=None, rerun:bool=False
     write_atomic(cell, json.dumps(res))
     return res
 
-def compat_matrix(stages=("pretrain", "sft", "lora", "qlora", "adalora", "reward", "dpo", "grpo", "ppo"),
+def matrix_stages() -> tuple:
+    "The stages with a `quick` run, in pipeline order (stages outside the main job first)."
+    return tuple(s.name for s in sorted(registry().values(), key=lambda s: -1 if s.order is None else s.order) if s.quick)
+
+def compat_matrix(stages=None, # default: `matrix_stages()`
                   engines=tuple(ENGINES), root=None, rerun:bool=False, verbose:bool=True) -> dict:
     "Fill the method × engine table by running every cell (cached); returns {stage: {engine: cell}}."
-    out = {}
+    out = {}; stages = stages or matrix_stages()
     for s in stages:
         out[s] = {}
         for e in engines:
@@ -598,100 +535,7 @@ def matrix_markdown(m:dict) -> str:
     for s, row in m.items(): lines.append(f"| {s} | " + " | ".join(f"{sym[c['status']]} {c['text']}" for c in row.values()) + " |")
     return "\n".join(lines)
 
-# %% ../nbs/07_distributed.ipynb #fdbbc1ec
-LLAMA_SHAPES = {  # random-init Llama shapes (vocabulary 32000, like Llama 2)
-    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32000),  # Llama-2-7B
-    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, vocab_size=32000),  # TinyLlama-1.1B
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=512),  # CPU check of the path
-}
-
-@dataclass
-class RandomSFTConfig:
-    "SFT of a randomly initialised Llama of a given shape: a memory and throughput test (the `random-sft` launch stage)."
-    shape: str = "7b" # a key of LLAMA_SHAPES
-    steps: int = 20 # optimizer steps
-    batch_size: int = 4 # packed sequences per GPU per step
-    max_length: int = 1024 # tokens per packed sequence
-    lr: float = 1e-5
-    warmup_ratio: float = 0.0
-    bf16: bool|None = None # None: on for GPUs with bf16, off on CPU
-    gradient_checkpointing: bool|None = None # None: on for GPUs, off on CPU
-    deepspeed: str|None = None # DeepSpeed config (set by the launcher)
-    device: str|None = None # None: best available
-    seed: int = 0
-    logging_steps: int = 5
-    method: str = "sft-random"
-    record: bool = False # a throughput test: not a row of the method comparison by default
-    progress: bool = True
-    profile_steps: int = 0 # >0: run the torch profiler over the last this many steps (left out of the steady clock)
-    zero3_leaf: bool = False # ZeRO-3: gather each decoder layer's weights in one go (`zero3_leaf_layers`)
-    def __post_init__(self):
-        if not isinstance(self.profile_steps, int) or isinstance(self.profile_steps, bool) or not 0 <= self.profile_steps < self.steps:
-            raise ValueError(f"RandomSFTConfig.profile_steps must be an int in [0, steps), got {self.profile_steps!r}")
-        if self.shape not in LLAMA_SHAPES: raise ValueError(f"RandomSFTConfig.shape must be one of {list(LLAMA_SHAPES)}, got {self.shape!r}")
-        for k in ("steps", "batch_size", "max_length", "logging_steps"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"RandomSFTConfig.{k} must be a positive int, got {v!r}")
-
-def _steady_clock(dev, warm:int, end:int|None=None):
-    "A Trainer callback timing the optimizer steps after the first `warm` and up to `end` (start-up and warm-up excluded)."
-    from transformers import TrainerCallback
-    class Clock(TrainerCallback):
-        steps, seconds, t0 = 0, 0.0, None
-        def on_step_end(self, args, state, control, **kw):
-            if end is not None and state.global_step > end: return
-            if dev.type == "cuda": torch.cuda.synchronize()
-            if state.global_step == warm: self.t0 = time.perf_counter()
-            elif self.t0 is not None: self.steps, self.seconds = state.global_step - warm, time.perf_counter() - self.t0
-    return Clock()
-
-KERNEL_KINDS = (  # (kind, lower-case name fragments) of GPU kernels, first match wins: where a training step's time goes
-    ("communication", ("nccl", "gloo", "all_reduce", "allreduce", "reduce_scatter", "all_gather", "allgather", "broadcast")),
-    ("matmul", ("gemm", "cutlass", "nvjet", "sm90_x", "sm100_x", "cublas", "aten::mm", "aten::addmm", "aten::bmm")),
-    ("attention", ("flash", "fmha", "attention", "sdpa", "cudnn")),
-    ("optimizer", ("adam", "multi_tensor", "foreach", "_amp_")),
-    ("copy / cast", ("memcpy", "memset", "copy", "cat_", "aten::cat", "to_copy")),
-)
-
-def kernel_kind(name:str) -> str:
-    "The `KERNEL_KINDS` kind of a kernel's name ('other' if none matches)."
-    n = name.lower()
-    return next((k for k, frags in KERNEL_KINDS if any(f in n for f in frags)), "other")
-
-def profile_summary(prof, steps:int, wall_s:float, top:int=12) -> dict:
-    "Per-step milliseconds of a `torch.profiler` run: wall time, GPU kernel time (CPU op time without a GPU) by `kernel_kind`, the `top` ones."
-    evs = list(prof.key_averages()); gpu = any(e.self_device_time_total > 0 for e in evs)
-    t = (lambda e: e.self_device_time_total) if gpu else (lambda e: e.self_cpu_time_total)  # microseconds
-    evs = [e for e in evs if t(e) > 0 and (not gpu or e.device_type != torch.autograd.DeviceType.CPU)]  # kernels, not the ops that launched them
-    by = {}
-    for e in evs: k = kernel_kind(e.key); by[k] = by.get(k, 0.0) + t(e) / 1e3 / steps
-    busy = sum(v for k, v in by.items() if k != "communication")  # compute stream(s); communication runs on its own stream
-    evs.sort(key=lambda e: -t(e))
-    return dict(timer="gpu kernels" if gpu else "cpu ops", steps=steps, wall_ms=round(1e3 * wall_s / steps, 1), compute_ms=round(busy, 1),
-                idle_ms=round(max(0.0, 1e3 * wall_s / steps - busy), 1), kinds_ms={k: round(v, 1) for k, v in sorted(by.items(), key=lambda x: -x[1])},
-                top=[dict(kernel=e.key[:90], kind=kernel_kind(e.key), calls=e.count // steps, ms=round(t(e) / 1e3 / steps, 2)) for e in evs[:top]])
-
-def _profiler_callback(dev, start:int, n:int, sink:dict):
-    "A Trainer callback profiling optimizer steps start+1 .. start+n; fills `sink` with `profile_summary`."
-    from transformers import TrainerCallback
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    class Prof(TrainerCallback):
-        prof, t0 = None, None
-        def on_step_begin(self, args, state, control, **kw):
-            if state.global_step == start and self.prof is None:
-                if dev.type == "cuda": torch.cuda.synchronize()
-                self.prof = torch.profiler.profile(activities=acts); self.prof.__enter__(); self.t0 = time.perf_counter()
-        def on_step_end(self, args, state, control, **kw):
-            if self.prof is not None and state.global_step == start + n and not sink:
-                if dev.type == "cuda": torch.cuda.synchronize()
-                wall = time.perf_counter() - self.t0; self.prof.__exit__(None, None, None)
-                sink.update(profile_summary(self.prof, n, wall))
-    return Prof()
-
-ZERO_FAST = {"zero_optimization.reduce_bucket_size": 5e8}  # 'ds.' settings: one gradient collective per 500 M elements
-ZERO3_FAST = {**ZERO_FAST, "zero_optimization.stage3_prefetch_bucket_size": 5e8,  # ...and ZeRO-3 weights fetched ahead in 500 M
-              "zero_optimization.stage3_param_persistence_threshold": 1e6}       # ...and tensors under 1 M elements kept whole
-
+# %% ../nbs/07_distributed.ipynb #5ce22e06
 def zero3_leaf_layers(model) -> list:
     "Mark `model`'s transformer blocks (🤗's `_no_split_modules` classes) as ZeRO-3 leaf modules; returns the modules marked."
     from deepspeed.utils import set_z3_leaf_modules
@@ -705,51 +549,3 @@ def apply_zero3_leaf(model, ds) -> list:
     if (load_ds_config(ds or {}).get("zero_optimization") or {}).get("stage") != 3:
         raise ValueError("zero3_leaf needs a ZeRO-3 DeepSpeed config (launch with --deepspeed zero3)")
     return zero3_leaf_layers(model)
-
-def run_random_sft(cfg:RandomSFTConfig):
-    "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
-    from transformers import LlamaConfig, AutoModelForCausalLM
-    from trl import SFTTrainer
-    from datasets import Dataset
-    from llm_methods.core import seed_everything, Meter
-    from llm_methods.data import train_tokenizer
-    from llm_methods.base import tiny_world, _history_callback
-    from llm_methods.sft import SFTRunConfig, sft_args, to_format
-    from llm_methods.evaluate import make_result, record_result, EvalReport
-    from llm_methods.pretrain.compute import config_flops_per_token
-    seed_everything(cfg.seed)
-    dev = get_device(cfg.device)
-    world = tiny_world(); tok = train_tokenizer(world.corpus(), kind="char")
-    rows = to_format(world.instructions("train"), "text", tok)
-    gc = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else dev.type == "cuda"
-    scfg = SFTRunConfig(data_format="text", steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup_ratio=cfg.warmup_ratio,
-                        max_length=cfg.max_length, packing=True, seed=cfg.seed, device=cfg.device, bf16=cfg.bf16,
-                        gradient_checkpointing=gc, deepspeed=cfg.deepspeed, logging_steps=cfg.logging_steps, progress=cfg.progress)
-    out = home_dir() / "tmp" / f"random-sft-{os.getpid()}-{time.time_ns()}"
-    args = sft_args(scfg, str(out), packing_strategy="wrapped")  # before the model: under ZeRO-3 this enables zero.Init
-    _ = args.device  # starts torch.distributed now (Trainer would do it later)...
-    if cfg.deepspeed:  # ...and hands it to deepspeed.comm, which zero.Init asks for the world size (on CPU, Trainer does not)
-        import deepspeed; deepspeed.init_distributed()
-    mcfg = LlamaConfig(**LLAMA_SHAPES[cfg.shape], max_position_embeddings=max(2048, cfg.max_length), pad_token_id=tok.pad_token_id,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    with Meter() as m:
-        model = AutoModelForCausalLM.from_config(mcfg)  # random weights; with zero.Init each rank materialises only its shard
-        n_params = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-        leaves = len(apply_zero3_leaf(model, cfg.deepspeed)) if cfg.zero3_leaf else 0
-        end = cfg.steps - cfg.profile_steps; prof = {}
-        hist, clock = _history_callback(), _steady_clock(dev, warm=min(5, end // 4), end=end)
-        cbs = [hist, clock] + ([_profiler_callback(dev, end, cfg.profile_steps, prof)] if cfg.profile_steps else [])
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=cbs)
-        t0 = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
-    tokens = max([h.get("num_tokens", 0) for h in trainer.state.log_history] or [0])
-    fpt = config_flops_per_token(mcfg, cfg.max_length)
-    res = make_result(cfg.method, EvalReport(score=0.0, per_task={}, n=0), None, m, trainable_params=n_params, total_params=n_params,
-                      extra=dict(shape=cfg.shape, world_size=args.world_size, deepspeed=cfg.deepspeed, steps=cfg.steps,
-                                 tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
-                                 steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
-                                 flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
-                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None, zero3_leaf_modules=leaves,
-                                 cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))
-    if cfg.record: record_result(res)
-    return res

@@ -6,11 +6,16 @@
 from __future__ import annotations
 import random, string, warnings, dataclasses, hashlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 import torch
 from .core import seed_everything, count_params, Meter, from_dict
 from .data import TinyWorld, icl_plain
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport
+from .stages import stage, StageConfig
+
+from .sft import load_rows
+from .sft import load_model_and_tokenizer
+from .base import tiny_world
 
 # %% auto #0
 __all__ = ['TINY_ICL', 'SELECTIONS', 'Template', 'build_prompt', 'icl_episodes', 'episode_items', 'shots_curve',
@@ -249,7 +254,7 @@ def classify_in_context(model, tok, episodes:list[dict], label_words:tuple, temp
 
 # %% ../nbs/05_icl.ipynb #f570d1ea
 @dataclass
-class ICLConfig:
+class ICLConfig(StageConfig):
     "In-context learning settings (CLI stage `icl`)."
     model: str|None = None # HF checkpoint (folder or hub id); None = the tiny base
     tokenizer: str|None = None # default: the model's
@@ -272,11 +277,12 @@ class ICLConfig:
     device: str|None = None
     method: str|None = None # name of the record row (default icl-{shots}shot[-{selection}])
     record: bool = True
+    positive: ClassVar[tuple] = ("n_eval", "pool_size", "max_tokens", "max_new_tokens")
+    nonnegative: ClassVar[tuple] = ("seed", "shots")
     def __post_init__(self):
-        if not isinstance(self.shots, int) or self.shots < 0: raise ValueError(f"ICLConfig.shots must be an int >= 0, got {self.shots!r}")
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.selection not in SELECTIONS: raise ValueError(f"ICLConfig.selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.style not in ("plain", "chat"): raise ValueError(f"ICLConfig.style must be 'plain' or 'chat', got {self.style!r}")
-        if not isinstance(self.n_eval, int) or self.n_eval <= 0: raise ValueError(f"ICLConfig.n_eval must be a positive int, got {self.n_eval!r}")
         if self.data is None and self.shots > self.pool_size: raise ValueError(f"ICLConfig.shots ({self.shots}) cannot exceed pool_size ({self.pool_size})")
         Template(self.input_template, self.output_template)  # validates the placeholders
         if self.method is None: self.method = f"icl-{self.shots}shot" + ("" if self.selection == "random" else f"-{self.selection}")
@@ -286,7 +292,6 @@ def _icl_queries(cfg:ICLConfig, world:TinyWorld|None):
     if cfg.data is None:
         eps = icl_episodes(world, n=cfg.n_eval, max_shots=cfg.pool_size, seed=cfg.seed)
         return ([[{"input": k, "output": v} for k, v in e["demos"]] for e in eps], [{"input": e["query"]} for e in eps], [e["answer"] for e in eps])
-    from llm_methods.sft import load_rows
     rows = load_rows(cfg.data)
     for i, r in enumerate(rows):
         for k in (cfg.input_key, cfg.output_key):
@@ -297,10 +302,15 @@ def _icl_queries(cfg:ICLConfig, world:TinyWorld|None):
     pool = [norm(r) for r in pool]
     return [pool] * len(test), [norm(r) for r in test], [norm(r)["output"] for r in test]
 
+def _shot_curve(settings:dict, pipeline) -> list[dict]:
+    "`llm_methods run`: one row per shot count of `pipeline.icl_shots` (a curve, not one point), unless the user fixed `shots`."
+    if "shots" in pipeline.overrides.get("icl", {}): return [settings]
+    return [{**settings, "shots": k} for k in pipeline._shots]
+
+@stage("icl", ICLConfig, "in-context learning: k-shot prompting, no weights change", order=90, loop="none", expand=_shot_curve,
+       no_launch="nothing trains: in-context learning only runs the model on prompts")
 def run_icl(cfg:ICLConfig) -> Result:
     "Score `cfg.shots`-shot prompting (no training); returns and records the `Result` (trainable params 0)."
-    from llm_methods.sft import load_model_and_tokenizer
-    from llm_methods.base import tiny_world
     seed_everything(cfg.seed)
     model, tok = load_model_and_tokenizer(cfg)
     model.eval()

@@ -8,11 +8,14 @@ import json, csv, time, dataclasses, importlib, sys, os, traceback, contextlib, 
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import from_dict, seed_everything, Meter, count_params, write_atomic, home_dir
-from .sft import SFTRunConfig
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
+from .stages import stage, get_stage, pipeline_stages, StageConfig, TrainConfig
+
+from .base import tiny_base, tiny_world, base_info
+from .pretrain.clm import PretrainConfig, run_pretrain
 
 # %% auto #0
-__all__ = ['ORDER', 'PROFILES', 'BaseStageConfig', 'run_base', 'MLMStageConfig', 'run_mlm', 'PipelineConfig', 'available_stages',
+__all__ = ['PROFILES', 'BaseStageConfig', 'run_base', 'MLMStageConfig', 'run_mlm', 'PipelineConfig', 'available_stages',
            'RunResults', 'run_pipeline', 'seed_mean', 'findings', 'write_tables', 'plot_run']
 
 # %% ../nbs/08_compare.ipynb #4da8a311
@@ -22,9 +25,10 @@ class BaseStageConfig:
     rebuild: bool = False # retrain even if cached
     record: bool = True
 
+@stage("base", BaseStageConfig, "pretrain the tiny base on the tiny world and score it", order=0,
+       no_launch="the tiny base is built once and cached; launch `pretrain` for a distributed pretraining run")
 def run_base(cfg:BaseStageConfig|None=None) -> Result:
     "Build (or load) the tiny base and score it on the held-out split in plain style."
-    from llm_methods.base import tiny_base, tiny_world, base_info
     cfg = cfg or BaseStageConfig()
     with Meter() as m: model, tok = tiny_base(rebuild=cfg.rebuild)
     w = tiny_world(); ho = w.heldout(tasks=["add", "rev", "icl"])
@@ -45,9 +49,10 @@ class MLMStageConfig:
     device: str|None = None
     record: bool = True
 
+@stage("mlm", MLMStageConfig, "BERT-style masked LM + next-sentence prediction on the tiny world (two rows: mlm, nsp)", order=10,
+       no_launch="launch `pretrain --set objective=mlm model=bert` for a distributed BERT run")
 def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
     "Two rows from one BERT run: `mlm` (held-out masked-token accuracy) and `nsp` (held-out next-sentence accuracy), each with its random-init baseline."
-    from llm_methods.pretrain.clm import PretrainConfig, run_pretrain
     cfg = cfg or MLMStageConfig()
     pc = PretrainConfig(objective="mlm", model="bert", hidden=96, layers=2, heads=4, ffn=256, max_len=128, seq_len=128, init_std=0.02,
                         heldout_frac=0.1, steps=cfg.steps, batch_size=32, lr=1e-3, seed=cfg.seed, device=cfg.device, record=False, method="mlm")
@@ -65,15 +70,12 @@ def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
     return rows
 
 # %% ../nbs/08_compare.ipynb #ada19a9e
-ORDER = ["base", "mlm", "sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"]
-
-# stage settings of the quick profile (the tiny default's `llm_methods run`); a user's overrides win over these.
-# Every supervised stage (SFT, the LoRA family, the prompt methods) keeps its defaults: the same rows, the same 500 steps
-# of batch 32, each at the best lr of its sweep (results/sweeps), so their rows compare. SFT is also the model every RLHF
-# stage starts from. PPO scores with the reward stage's model (same steps, same cache): its row and the reward row
-# describe one judge.
-PROFILES = {"full": {}, "quick": {
-    "reward": {"steps": 200}, "ppo": {"steps": 20, "reward_steps": 200}, "grpo": {"steps": 30}}}
+# `llm_methods run` runs the registry's stages that have an `order` (`stages.pipeline_stages`), each with its defaults.
+# Every supervised stage (SFT, the LoRA family, the prompt methods) keeps its defaults in the quick profile: the same
+# rows, the same 500 steps of batch 32, each at the best lr of its sweep (results/sweeps), so their rows compare. SFT is
+# also the model every RLHF stage starts from. A stage's `profile` (e.g. reward: 200 steps; PPO scores with the reward
+# stage's model, same steps, same cache) is applied on the tiny default only; a user's overrides win over it.
+PROFILES = ("quick", "full") # quick: each stage's `profile` settings on the tiny default; full: every stage's defaults
 
 @dataclass
 class PipelineConfig:
@@ -91,7 +93,7 @@ class PipelineConfig:
     seeds: str|int = "0" # the supervised stages run once per seed: a row's score is the mean, `score_std` the spread (e.g. "0,1,2")
     def __post_init__(self):
         _stage_list(self.stages)  # unknown stages stop here, before any work
-        if self.profile not in PROFILES: raise ValueError(f"PipelineConfig.profile must be one of {sorted(PROFILES)}, got {self.profile!r}")
+        if self.profile not in PROFILES: raise ValueError(f"PipelineConfig.profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         try: self._shots = [int(k) for k in str(self.icl_shots).split(",") if k.strip()]
         except ValueError: raise ValueError(f"PipelineConfig.icl_shots must be comma-separated ints like '0,1,2,4,8', got {self.icl_shots!r}") from None
         if not self._shots or min(self._shots) < 0: raise ValueError(f"PipelineConfig.icl_shots needs shot counts >= 0, got {self.icl_shots!r}")
@@ -101,13 +103,8 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig.seeds needs distinct seeds >= 0, got {self.seeds!r}")
 
 def available_stages() -> list[str]:
-    "Stages of `ORDER` that this install provides (registered in the CLI)."
-    import importlib.util
-    from llm_methods.cli import STAGES
-    def installed(mod):
-        try: return importlib.util.find_spec(mod) is not None
-        except ModuleNotFoundError: return False
-    return [s for s in ORDER if s in STAGES and installed(STAGES[s][0])]
+    "The stages of `llm_methods run` this install provides, in order (the registry's stages with an `order`)."
+    return [s.name for s in pipeline_stages()]
 
 def _stage_list(spec:str) -> list[str]:
     avail = available_stages()
@@ -154,6 +151,8 @@ def _rerun_command(cfg:PipelineConfig, out:Path) -> str:
     if cfg.deepspeed: args += ["--deepspeed", cfg.deepspeed]
     return shlex.join(args)
 
+@stage("run", PipelineConfig, "the main job: every stage on the tiny default (or a real model), one table", loop="none",
+       no_launch="the pipeline runs stages one after another in one process; launch each stage instead")
 def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
     "Run the stages in order, resuming finished ones from the run directory; write the results table and figure."
     cfg = cfg or PipelineConfig()
@@ -233,35 +232,30 @@ def _jsonable(v) -> bool:
 
 def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     "The validated config(s) of one stage: the profile's settings, the user's overrides, the shared model and DeepSpeed config."
-    from llm_methods.cli import STAGES
-    mod, cls_name, fn, _ = STAGES[s]
-    cls = getattr(importlib.import_module(mod), cls_name)
-    names = {f.name for f in dataclasses.fields(cls)}
-    ov = {**(PROFILES[cfg.profile].get(s, {}) if cfg.model is None else {}), **cfg.overrides.get(s, {})}
+    st = get_stage(s); cls, names = st.config, st.fields
+    ov = {**(st.profile if cfg.profile == "quick" and cfg.model is None else {}), **cfg.overrides.get(s, {})}
     if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
     if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
-    if issubclass(cls, SFTRunConfig):  # the supervised stages keep their trained model (or adapter) in the run folder
+    if st.seeded and "output_dir" in names:  # the supervised stages keep their trained model (or adapter) in the run folder
         ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))
     try:
-        if s == "icl" and "shots" not in cfg.overrides.get(s, {}):  # the k-shot curve: one row per shot count
-            return [from_dict(cls, {**ov, "shots": k}) for k in cfg._shots]
-        if issubclass(cls, SFTRunConfig) and len(cfg._seeds) > 1 and "seed" not in cfg.overrides.get(s, {}):  # one run per seed
-            return [from_dict(cls, {**ov, "seed": k, **({} if j == 0 else {"output_dir": None})}) for j, k in enumerate(cfg._seeds)]  # seed 0's model is kept
-        return [from_dict(cls, ov)]
+        runs = st.expand(ov, cfg) if st.expand else [ov]  # e.g. icl: one row per shot count
+        if st.seeded and len(cfg._seeds) > 1 and "seed" not in cfg.overrides.get(s, {}):  # one run per seed
+            return [from_dict(cls, {**r, "seed": k, **({} if j == 0 else {"output_dir": None})})  # seed 0's model is kept
+                    for r in runs for j, k in enumerate(cfg._seeds)]
+        return [from_dict(cls, r) for r in runs]
     except (ValueError, TypeError) as e: raise ValueError(f"stage {s}: {e}") from None
 
 def _run_stage(s:str, configs:list, cfg:PipelineConfig) -> list[Result]:
     "Run stage `s` once per config in `configs` (from `_stage_configs`)."
-    from llm_methods.cli import STAGES
-    mod, _, fn, _ = STAGES[s]
-    if cfg.deepspeed is not None and not hasattr(configs[0], "deepspeed"):
+    st = get_stage(s)
+    if cfg.deepspeed is not None and "deepspeed" not in st.fields:
         print(f"({s} takes no DeepSpeed config: it runs in this process as usual; `llm_methods launch {s}` runs it distributed)")
-    run = getattr(importlib.import_module(mod), fn)
     out = []
     for c in configs:
-        got = run(c); out += got if isinstance(got, list) else [got]  # a stage may give several rows (mlm: mlm and nsp)
-    if len(configs) > 1 and isinstance(configs[0], SFTRunConfig): return [seed_mean(out)]
+        got = st.run(c); out += got if isinstance(got, list) else [got]  # a stage may give several rows (mlm: mlm and nsp)
+    if len(configs) > 1 and st.seeded: return [seed_mean(out)]
     return out
 
 def seed_mean(rows:list[Result]) -> Result:

@@ -5,13 +5,15 @@
 # %% ../nbs/04_prompt.ipynb #a55b3570
 from __future__ import annotations
 import os, time, dataclasses, warnings
+from typing import ClassVar
 from dataclasses import dataclass, field
 import torch
 from torch import nn
 from .core import seed_everything, count_params, Meter, get_device
 from .evaluate import evaluate, generate_greedy, is_prompt_learning, Result, answer_loss
 from .sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
-from .base import tiny_base_path
+from .base import tiny_base_path, warm_tiny_base
+from .stages import stage
 
 # %% auto #0
 __all__ = ['PROMPT_METHODS', 'prepend_prompt', 'SoftPrompt', 'PromptEncoder', 'PrefixKV', 'attention_to_virtual',
@@ -152,13 +154,12 @@ class PromptRunConfig(SFTRunConfig):
     encoder_type: str = "mlp" # P-tuning only: "mlp" or "lstm"
     encoder_hidden_size: int|None = None # P-tuning encoder / prefix projection width (default: the model's width)
     prefix_projection: bool = False # prefix only: re-parameterise the prefix through an MLP (Li & Liang)
+    positive: ClassVar[tuple] = SFTRunConfig.positive + ("num_virtual_tokens",)
     def __post_init__(self):
         super().__post_init__()
         name = type(self).__name__
         if self.peft_method not in PROMPT_METHODS:
             raise ValueError(f"{name}.peft_method must be one of {PROMPT_METHODS}, got {self.peft_method!r}")
-        if not isinstance(self.num_virtual_tokens, int) or self.num_virtual_tokens <= 0:
-            raise ValueError(f"{name}.num_virtual_tokens must be a positive int, got {self.num_virtual_tokens!r}")
         if self.encoder_type not in ("mlp", "lstm"): raise ValueError(f"{name}.encoder_type must be 'mlp' or 'lstm', got {self.encoder_type!r}")
         if self.init_text is not None and self.peft_method != "prompt-tuning":
             raise ValueError(f"{name}.init_text applies to prompt tuning only (peft_method={self.peft_method!r}); remove it")
@@ -234,6 +235,13 @@ def run_prompt_method(cfg:PromptRunConfig) -> Result:
     res.extra["model"] = pm  # not serialised by record_result (it writes before this); handy in notebooks
     return res
 
-def run_prompt_tuning(cfg:PromptTuningRunConfig) -> Result: "CLI stage `prompt-tuning`."; return run_prompt_method(cfg)
-def run_ptuning(cfg:PTuningRunConfig) -> Result: "CLI stage `ptuning`."; return run_prompt_method(cfg)
-def run_prefix(cfg:PrefixRunConfig) -> Result: "CLI stage `prefix`."; return run_prompt_method(cfg)
+_PROMPT = dict(seeded=True, launch="config", warm=warm_tiny_base)
+
+@stage("prompt-tuning", PromptTuningRunConfig, "learned soft-prompt embeddings (prompt tuning)", order=60, **_PROMPT)
+def run_prompt_tuning(cfg:PromptTuningRunConfig) -> Result: "Stage `prompt-tuning`."; return run_prompt_method(cfg)
+
+@stage("ptuning", PTuningRunConfig, "P-tuning: soft prompts from a prompt encoder", order=70, **_PROMPT)
+def run_ptuning(cfg:PTuningRunConfig) -> Result: "Stage `ptuning`."; return run_prompt_method(cfg)
+
+@stage("prefix", PrefixRunConfig, "prefix tuning: learned key/value prefixes in every layer", order=80, **_PROMPT)
+def run_prefix(cfg:PrefixRunConfig) -> Result: "Stage `prefix`."; return run_prompt_method(cfg)

@@ -11,48 +11,8 @@ import llm_methods.core  # before transformers: its log filters (00_core) must b
 from transformers import TrainerCallback
 
 # %% auto #0
-__all__ = ['MARKER', 'toy_parts', 'toy_train', 'trained_state', 'same_state', 'NonFiniteLossError', 'grads_finite', 'NaNGuard',
-           'PoisonAt', 'mark_complete', 'checkpoint_problem', 'latest_checkpoint', 'MarkComplete', 'resolve_resume',
-           'FailSaveAt', 'StopAfter', 'check_context', 'check_cpu_options']
-
-# %% ../nbs/11_reliability.ipynb #e6179e74
-def toy_parts(n_rows:int=48, # instruction rows to train on
-              hidden:int=32, layers:int=2, max_len:int=128):
-    "A tokenizer, tiny-world chat rows and a `make_model(seed)` factory for a toy Llama: what the reliability checks train."
-    from llm_methods.data import train_tokenizer
-    from llm_methods.base import tiny_world
-    from llm_methods.core import tiny_llama
-    from llm_methods.sft import to_format
-    w = tiny_world(); tok = train_tokenizer(w.corpus(), kind="char")
-    rows = to_format(w.instructions("train")[:n_rows], "messages")
-    def make_model(seed:int=0):
-        return tiny_llama(len(tok), hidden=hidden, layers=layers, heads=2, ffn=2 * hidden, max_len=max_len, seed=seed,
-                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    return make_model, tok, rows
-
-def toy_train(parts, kind:str="sft", # "sft" (all weights) or "lora" (PEFT adapters)
-              steps:int=8, save_steps:int=0, output_dir:str|None=None, resume:str|None=None, seed:int=0,
-              callbacks:list|None=None, **cfg_kw) -> dict:
-    "Train the toy with `sft_train` (batch 8, one log per step); returns `sft_train`'s dict."
-    from llm_methods.sft import SFTRunConfig, sft_train
-    make_model, tok, rows = parts
-    extra = dict(r=4, target_modules=["q_proj", "v_proj"]) if kind == "lora" else {}
-    if kind == "lora":
-        from llm_methods.lora.core import LoraRunConfig as C, lora_config
-    else: C = SFTRunConfig
-    cfg = C(steps=steps, batch_size=8, lr=cfg_kw.pop("lr", 1e-2 if kind == "lora" else 3e-3), logging_steps=1, max_length=64,
-            seed=seed, device="cpu", save_steps=save_steps, output_dir=output_dir, resume=resume, progress=False,
-            record=False, **extra, **cfg_kw)
-    peft = lora_config(cfg) if kind == "lora" else None
-    return sft_train(make_model(seed), tok, rows, cfg, peft_config=peft, callbacks=callbacks)
-
-def trained_state(model) -> dict:
-    "The trainable tensors of `model` (all weights for full fine-tuning, the adapters for LoRA), detached on the CPU."
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-def same_state(a:dict, b:dict) -> bool:
-    "Bit-exact equality of two `trained_state`s."
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+__all__ = ['MARKER', 'NonFiniteLossError', 'grads_finite', 'NaNGuard', 'mark_complete', 'checkpoint_problem', 'latest_checkpoint',
+           'MarkComplete', 'resolve_resume', 'check_context', 'check_cpu_options']
 
 # %% ../nbs/11_reliability.ipynb #9cc46c28
 class NonFiniteLossError(RuntimeError):
@@ -90,14 +50,6 @@ class NaNGuard(TrainerCallback):
         if loss is None: return
         if not math.isfinite(loss): self._trip(args, state.global_step, f"logged loss ({loss})", applied=True)
         self.last_loss = loss
-
-# %% ../nbs/11_reliability.ipynb #a982b25e
-class PoisonAt(TrainerCallback):
-    "Test helper: put a NaN into the model's first parameter just before optimizer step `step` (1-based)."
-    def __init__(self, step:int): self.step = step
-    def on_step_begin(self, args, state, control, model=None, **kw):
-        if state.global_step + 1 == self.step:
-            with torch.no_grad(): next(p for p in model.parameters() if p.requires_grad).view(-1)[0] = float("nan")
 
 # %% ../nbs/11_reliability.ipynb #90c05f64
 MARKER = "checkpoint_complete.json"
@@ -155,26 +107,6 @@ def resolve_resume(resume:str|None, # None, "latest" or a checkpoint folder
     why = checkpoint_problem(resume)
     if why: raise ValueError(f"cannot resume from {str(resume)!r}: {why}. Use resume='latest' for the newest complete checkpoint.")
     return str(resume)
-
-# %% ../nbs/11_reliability.ipynb #2a29d4c9
-class FailSaveAt(TrainerCallback):
-    "Test helper: make the optimizer write of the checkpoint at `step` fail like a full disk (after the weights are written)."
-    def __init__(self, step:int): self.step = step
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            import transformers
-            orig = transformers.Trainer._save_optimizer_and_scheduler
-            def fail(trainer, output_dir):
-                transformers.Trainer._save_optimizer_and_scheduler = orig  # once
-                raise OSError(28, "No space left on device", str(output_dir))
-            transformers.Trainer._save_optimizer_and_scheduler = fail
-
-# %% ../nbs/11_reliability.ipynb #583a2b3f
-class StopAfter(TrainerCallback):
-    "Test helper: end training after optimizer step `step` (a clean stand-in for a crash)."
-    def __init__(self, step:int): self.step = step
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step: control.should_training_stop = True
 
 # %% ../nbs/11_reliability.ipynb #98dc8eeb
 def check_context(model, max_length:int, what:str="max_length"):

@@ -5,13 +5,19 @@
 # %% ../nbs/02_sft.ipynb #48796705
 from __future__ import annotations
 import os, re, json, time, shutil, dataclasses, contextlib
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, causal_inputs_only, files_hash
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
-from .base import tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
+from .stages import stage, TrainConfig
+from .base import warm_tiny_base, tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
+
+from .reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
+from .distributed import apply_zero3_leaf
+from .pretrain.compute import predict_train_memory, activation_bytes
 
 # %% auto #0
 __all__ = ['GENERATION_MARK', 'to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'trainable_chat_rows', 'sft_train',
@@ -69,10 +75,9 @@ def _validate_sft_rows(rows, fmt):
 
 # %% ../nbs/02_sft.ipynb #e9a4c78a
 @dataclass
-class SFTRunConfig:
+class SFTRunConfig(TrainConfig):
     "Supervised fine-tuning settings (also used by the LoRA family and prompt methods, which add an adapter)."
     model: str|None = None # HF checkpoint (folder or hub id); None = the tiny base
-    tokenizer: str|None = None # default: the model's
     data: str|None = None # .jsonl/.json/.csv file or saved dataset; None = the tiny world's instructions
     data_format: str = "messages" # text, prompt_completion or messages
     n_train: int|None = None # cap on training rows
@@ -83,8 +88,6 @@ class SFTRunConfig:
     weight_decay: float = 0.0
     max_length: int = 128 # tokens per example; longer ones are truncated
     packing: bool = False
-    seed: int = 0
-    device: str|None = None # None: best available
     bf16: bool|None = None # None: on for GPUs with bf16, off on CPU
     gradient_checkpointing: bool|None = None # None: off on CPU (slower there), off for tiny models
     deepspeed: str|None = None # DeepSpeed config (file or name of a shipped one)
@@ -97,25 +100,18 @@ class SFTRunConfig:
     logging_steps: int = 25
     method: str = "sft" # name of the row in the result record
     eval_n_per_task: int|None = None # cap held-out items per task (None: all)
-    record: bool = True # add the result to the result record
     progress: bool = True
+    positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
+    nonnegative: ClassVar[tuple] = ("seed", "save_steps", "weight_decay")
+    fractions: ClassVar[tuple] = ("warmup_ratio",)
     def __post_init__(self):
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.data_format not in ("text", "prompt_completion", "messages"):
             raise ValueError(f"SFTRunConfig.data_format must be text, prompt_completion or messages, got {self.data_format!r}")
-        for k in ("steps", "batch_size", "max_length", "logging_steps"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"SFTRunConfig.{k} must be a positive int, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")): raise ValueError(f"SFTRunConfig.lr must be > 0 and finite, got {self.lr!r}")
         name = type(self).__name__
-        if self.n_train is not None and (not isinstance(self.n_train, int) or self.n_train <= 0):
-            raise ValueError(f"{name}.n_train must be a positive int (or null for every row), got {self.n_train!r}")
-        if not isinstance(self.save_steps, int) or self.save_steps < 0: raise ValueError(f"{name}.save_steps must be an int >= 0 (0: no checkpoints), got {self.save_steps!r}")
-        if not isinstance(self.seed, int) or self.seed < 0: raise ValueError(f"{name}.seed must be an int >= 0, got {self.seed!r}")
-        if not 0 <= self.weight_decay < float("inf"): raise ValueError(f"{name}.weight_decay must be >= 0, got {self.weight_decay!r}")
         for k in ("output_dir", "adapter_dir"):
             v = getattr(self, k, None)
             if v and Path(v).expanduser().is_file(): raise ValueError(f"{name}.{k} {v!r} is a file: it must be a folder (new or an earlier run's)")
-        if not 0 <= self.warmup_ratio < 1: raise ValueError(f"SFTRunConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.resume is not None and not self.output_dir:
             raise ValueError(f"{type(self).__name__}.resume needs output_dir (the folder with the checkpoints), got resume={self.resume!r}")
 
@@ -175,7 +171,6 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     "Fine-tune `model` on `rows` (in `cfg.data_format`) with TRL's SFTTrainer; returns `{model, history, train_s}`."
     from trl import SFTTrainer
     from datasets import Dataset
-    from llm_methods.reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
     cfg = cfg or SFTRunConfig()
     _validate_sft_rows(rows, cfg.data_format)
     rows, fmt = trainable_chat_rows(rows, cfg.data_format, tok)
@@ -189,7 +184,6 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
     guards = [NaNGuard()] if cfg.nan_guard else []  # llm_methods.reliability (11): stop at the first NaN/inf
     seed_everything(cfg.seed)
     if cfg.zero3_leaf:
-        from llm_methods.distributed import apply_zero3_leaf
         apply_zero3_leaf(model, cfg.deepspeed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          peft_config=peft_config, callbacks=[hist, *guards, MarkComplete(), *(callbacks or [])])
@@ -221,8 +215,6 @@ def score_heldout(model, tok, cfg) -> EvalReport|None:
 
 def predicted_train_mem_mb(model, tok, rows:list[dict]|None, cfg, method:str|None=None, dtype_bytes:float=4) -> float|None:
     "Training memory (MiB) that `llm_methods.pretrain.compute` predicts for `model` as `cfg` trains it (full, lora or qlora)."
-    try: from llm_methods.pretrain.compute import predict_train_memory, activation_bytes
-    except ImportError: return None
     c = model.config
     if not all(hasattr(c, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")): return None
     trainable, total = count_params(model)
@@ -286,6 +278,9 @@ def save_final(cfg, model, tok, res:Result, man:dict):
                         "final_loss": res.extra.get("final_loss")}, load=load)
     res.extra.update(saved_to=str(out), load_with=load)
 
+@stage("sft", SFTRunConfig, "supervised instruction fine-tuning, all parameters (TRL SFTTrainer)", order=20, seeded=True,
+       launch="config", warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
+       no_4bit="full fine-tuning updates every weight; 4-bit weights are frozen storage with no gradient")
 def run_sft(cfg:SFTRunConfig) -> Result:
     "Full-parameter SFT of `cfg.model` on `cfg.data`; returns the scored `Result` (the model is saved to `cfg.output_dir`)."
     seed_everything(cfg.seed)

@@ -81,17 +81,18 @@ def test_zero3_leaf_layers_same_curve(tmp_path):
     assert got[-1] < got[0], got
 
 def test_zero3_leaf_needs_zero3():
-    from llm_methods.distributed import RandomSFTConfig, run_random_sft
+    from llm_methods.random_sft import RandomSFTConfig, run_random_sft
     with pytest.raises(ValueError, match="needs a ZeRO-3"):
         run_random_sft(RandomSFTConfig(**{**TINY, "steps": 2}, zero3_leaf=True, device="cpu"))
 
 def test_warm_caches_builds_ppo_start_points(monkeypatch):
-    "PPO names its model `policy`: the launcher must still build the SFT and reward models before the ranks start (else both ranks build them inside one process group and deadlock)."
+    "The launcher must still build the SFT and reward models before the ranks start (else both ranks build them inside one process group and deadlock)."
     import llm_methods.distributed as D, llm_methods.rlhf.common as common, llm_methods.rlhf.reward as reward
     built = []
     monkeypatch.setattr(common, "sft_path", lambda *a, **k: built.append("sft"))
-    monkeypatch.setattr(reward, "tiny_reward", lambda *a, **k: built.append("reward"))
+    import llm_methods.rlhf.ppo as ppo
+    monkeypatch.setattr(ppo, "tiny_reward", lambda *a, **k: built.append("reward"))
     D._warm_caches({"stage": "ppo", "config": {"steps": 2}})
     assert built == ["sft", "reward"], built
-    built.clear(); D._warm_caches({"stage": "ppo", "config": {"policy": "some/checkpoint", "reward_model": "some/rm"}})
+    built.clear(); D._warm_caches({"stage": "ppo", "config": {"model": "some/checkpoint", "reward_model": "some/rm"}})
     assert built == [], built  # the user's own models: nothing to build

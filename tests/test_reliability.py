@@ -1,7 +1,7 @@
 """Reliability checks that need more than one process: a run killed with SIGKILL resumes to the very numbers of a run
 that never stopped; plus the NaN guard, the interrupted-save rule, determinism and bad inputs, gathered in one place.
 
-Everything trains the toy of `llm_methods.reliability` (a 2-layer Llama of width 32, batch 8, CPU, one thread).
+Everything trains the toy of `llm_methods.testing` (a 2-layer Llama of width 32, batch 8, CPU, one thread).
 Run as a script, this file is also the worker the kill test starts:
 `python tests/test_reliability.py worker sft,lora,dpo,ppo ROOT STEPS SLEEP_S RESUME` (each kind in ROOT/kind)."""
 import json, os, random, signal, subprocess, sys, time, shutil
@@ -47,7 +47,7 @@ def toy_ppo(parts, steps, save_dir=None, resume=None, sleep_s=0):
 
 def toy_run(kind, parts, steps, output_dir=None, resume=None, callbacks=None):
     "The toy run of `kind`: sft and lora through `sft_train`, dpo through `dpo_train` (reference = a frozen copy)."
-    from llm_methods.reliability import toy_train
+    from llm_methods.testing import toy_train
     if kind == "ppo": return toy_ppo(parts, steps, output_dir, resume)
     if kind != "dpo":
         return toy_train(parts, kind, steps=steps, save_steps=SAVE if output_dir else 0, output_dir=output_dir,
@@ -67,7 +67,7 @@ def worker(kinds, root, steps, sleep_s, resume):
 def _work(kind, out, steps, sleep_s, resume):
     from transformers import TrainerCallback
     from safetensors.torch import save_file
-    from llm_methods.reliability import toy_parts, trained_state
+    from llm_methods.testing import toy_parts, trained_state
 
     class Sleep(TrainerCallback):
         def on_step_end(self, args, state, control, **kw): time.sleep(sleep_s)
@@ -85,7 +85,7 @@ def _start(kinds, root, sleep_s, resume, log):
 
 @pytest.fixture(scope="module")
 def parts():
-    from llm_methods.reliability import toy_parts
+    from llm_methods.testing import toy_parts
     return toy_parts()
 
 
@@ -97,7 +97,8 @@ PREFIX = {"ppo": "step"}  # our PPO names its checkpoints step-N; Trainer checkp
 def test_kill_9_then_resume_equals_uninterrupted(parts, tmp_path):
     "SFT, LoRA, DPO and PPO workers (run side by side to save wall time) are SIGKILLed at a random moment after a complete checkpoint at step >= 4, then the same command with resume='latest' finishes each: losses and final weights equal an uninterrupted run's, bit for bit."
     from safetensors.torch import load_file
-    from llm_methods.reliability import trained_state, same_state, latest_checkpoint, checkpoint_problem
+    from llm_methods.testing import trained_state, same_state
+    from llm_methods.reliability import latest_checkpoint, checkpoint_problem
     outs = {k: tmp_path / k for k in KINDS}
     logs = {k: open(tmp_path / f"{k}.log", "w") for k in KINDS}
     procs = {k: _start(k, tmp_path, 0.4, None, logs[k]) for k in KINDS}
@@ -141,7 +142,7 @@ def test_kill_9_then_resume_equals_uninterrupted(parts, tmp_path):
 
 
 def test_resume_names_an_incomplete_checkpoint(parts, tmp_path):
-    from llm_methods.reliability import toy_train
+    from llm_methods.testing import toy_train
     ck = tmp_path / "run" / "checkpoint-4"; ck.mkdir(parents=True); (ck / "model.safetensors").write_bytes(b"half")
     with pytest.raises(ValueError, match="checkpoint-4.*no checkpoint_complete.json"):
         toy_train(parts, steps=2, output_dir=str(tmp_path / "run"), resume=str(ck))
@@ -154,7 +155,8 @@ def test_resume_names_an_incomplete_checkpoint(parts, tmp_path):
 
 def test_nan_stops_at_that_step_and_keeps_last_good_checkpoint(parts, tmp_path):
     from safetensors.torch import load_file
-    from llm_methods.reliability import toy_train, PoisonAt, NonFiniteLossError, latest_checkpoint
+    from llm_methods.testing import toy_train, PoisonAt
+    from llm_methods.reliability import NonFiniteLossError, latest_checkpoint
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError) as ei:
         toy_train(parts, steps=8, save_steps=2, output_dir=str(out), callbacks=[PoisonAt(5)])
@@ -171,7 +173,8 @@ def test_nan_stops_at_that_step_and_keeps_last_good_checkpoint(parts, tmp_path):
 
 
 def test_nan_guard_in_dpo(parts):
-    from llm_methods.reliability import PoisonAt, NonFiniteLossError
+    from llm_methods.testing import PoisonAt
+    from llm_methods.reliability import NonFiniteLossError
     with pytest.raises(NonFiniteLossError, match="step 3"):
         toy_run("dpo", parts, 4, callbacks=[PoisonAt(3)])
 
@@ -179,7 +182,8 @@ def test_nan_guard_in_dpo(parts):
 def test_pretraining_guard_and_resume(parts, tmp_path):
     "train_causal_lm (00c, the base and `pretrain` stage) has the same guard and resume: NaN stops at its step; stop + resume equals a straight run."
     from llm_methods.base import CLMConfig, train_causal_lm, tiny_world
-    from llm_methods.reliability import PoisonAt, StopAfter, NonFiniteLossError, latest_checkpoint, trained_state, same_state
+    from llm_methods.testing import PoisonAt, StopAfter, trained_state, same_state
+    from llm_methods.reliability import NonFiniteLossError, latest_checkpoint
     make_model, tok, _ = parts
     texts = tiny_world().corpus()[:300]
     def run(out=None, resume=None, cbs=None, seed=0):
@@ -201,7 +205,8 @@ def test_pretraining_guard_and_resume(parts, tmp_path):
 
 def test_interrupted_save_is_never_latest(parts, tmp_path):
     from transformers.trainer_utils import get_last_checkpoint
-    from llm_methods.reliability import toy_train, FailSaveAt, latest_checkpoint, checkpoint_problem
+    from llm_methods.testing import toy_train, FailSaveAt
+    from llm_methods.reliability import latest_checkpoint, checkpoint_problem
     out = tmp_path / "full-disk"
     with pytest.raises(OSError, match="No space left"):
         toy_train(parts, steps=8, save_steps=2, output_dir=str(out), callbacks=[FailSaveAt(6)])
@@ -217,7 +222,7 @@ def test_interrupted_save_is_never_latest(parts, tmp_path):
 
 @pytest.mark.parametrize("kind", ["sft", "lora"])
 def test_same_seed_same_numbers(kind, parts):
-    from llm_methods.reliability import toy_train, trained_state, same_state
+    from llm_methods.testing import toy_train, trained_state, same_state
     a, b, c = (toy_train(parts, kind, steps=4, seed=s) for s in (0, 0, 1))
     assert _losses(a["history"]) == _losses(b["history"])
     assert same_state(trained_state(a["model"]), trained_state(b["model"]))

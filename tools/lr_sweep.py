@@ -21,12 +21,11 @@ GRID = {  # learning rates tried per stage (log-spaced around each method's usua
 }
 CODE = """
 import json, sys, time, importlib
-from llm_methods.cli import STAGES
+from llm_methods.stages import get_stage
 from llm_methods.core import from_dict
-mod, cls, fn, _ = STAGES[sys.argv[1]]
-m = importlib.import_module(mod)
-cfg = from_dict(getattr(m, cls), json.loads(sys.argv[2]))
-t0 = time.perf_counter(); r = getattr(m, fn)(cfg)
+st = get_stage(sys.argv[1])
+cfg = from_dict(st.config, json.loads(sys.argv[2]))
+t0 = time.perf_counter(); r = st.run(cfg)
 print("RESULT " + json.dumps(dict(method=sys.argv[1], score=r.score, per_task=r.per_task, preferred=r.gold_preferred,
                                    device=r.device, seconds=round(time.perf_counter() - t0, 1), **json.loads(sys.argv[2]))))
 """

@@ -56,13 +56,12 @@ print("RESULT " + json.dumps(dict(kind="base", **s, key=cfg.key(), path=str(home
 
 RUN_CODE = """
 import json, sys, time, importlib
-from llm_methods.cli import STAGES
+from llm_methods.stages import get_stage
 from llm_methods.core import from_dict
 stage, kw, meta = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-mod, cls, fn, _ = STAGES[stage]
-m = importlib.import_module(mod)
-cfg = from_dict(getattr(m, cls), kw)
-t0 = time.perf_counter(); r = getattr(m, fn)(cfg)
+st = get_stage(stage)
+cfg = from_dict(st.config, kw)
+t0 = time.perf_counter(); r = st.run(cfg)
 print("RESULT " + json.dumps(dict(kind="run", **meta, method=stage, lr=kw["lr"], seed=kw["seed"], steps=kw["steps"], score=r.score,
       per_task=r.per_task, preferred=r.gold_preferred, trainable_params=r.trainable_params, answer_loss=r.extra.get("answer_loss"),
       final_loss=r.extra.get("final_loss"), device=r.device, seconds=round(time.perf_counter() - t0, 1))))

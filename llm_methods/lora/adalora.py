@@ -5,12 +5,16 @@
 # %% ../../nbs/03b_adalora.ipynb #97d9c2fb
 from __future__ import annotations
 import os, time, shutil, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
-from ..base import _history_callback, quiet_trainer
+from ..base import _history_callback, quiet_trainer, warm_tiny_base
+from ..stages import stage
 from ..sft import SFTRunConfig, sft_args, load_model_and_tokenizer, training_rows, finish_result, _validate_sft_rows, run_output, save_final
+
+from ..base import check_lm_fits
 
 # %% auto #0
 __all__ = ['ADALORA_DEEPSPEED', 'budget_schedule', 'adalora_active_ranks', 'AdaLoraCallback', 'orthogonal_regularizer',
@@ -74,7 +78,6 @@ def adalora_train(model, tok, rows:list[dict], cfg:SFTRunConfig, peft_config, # 
                   callbacks:list|None=None, **args_overrides) -> dict:
     "`sft_train` for AdaLoRA: the rank-allocation callback and the orthogonal regulariser included; returns `{model, history, train_s, trainer, callback}`."
     from datasets import Dataset
-    from llm_methods.base import check_lm_fits
     _validate_sft_rows(rows, cfg.data_format)
     check_lm_fits(model, tok, 1)
     if peft_config.total_step != cfg.steps:
@@ -108,11 +111,9 @@ class AdaLoraRunConfig(SFTRunConfig):
     lr: float = 3e-2 # best of 1e-2, 2e-2, 3e-2 at 500 steps (results/sweeps)
     adapter_dir: str|None = None
     method: str = "adalora"
+    positive: ClassVar[tuple] = SFTRunConfig.positive + ("init_r", "target_r", "deltaT")
     def __post_init__(self):
         super().__post_init__()
-        for k in ("init_r", "target_r", "deltaT"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"AdaLoraRunConfig.{k} must be a positive int, got {v!r}")
         if self.target_r > self.init_r:
             raise ValueError(f"AdaLoraRunConfig.target_r ({self.target_r}) must not exceed init_r ({self.init_r}): AdaLoRA only prunes")
         ti, tf = self.schedule()
@@ -135,6 +136,13 @@ ADALORA_DEEPSPEED = ("AdaLoRA with DeepSpeed: PEFT's rank allocator reads every 
                      "DeepSpeed the engine steps inside backward and its gradients are gone (or partitioned) by then; "
                      "train AdaLoRA in one process or with DDP (no --deepspeed)")
 
+def _check_launch(cfg, ds):
+    if ds is not None: raise ValueError(ADALORA_DEEPSPEED)
+
+@stage("adalora", AdaLoraRunConfig, "LoRA with an importance-based rank budget (AdaLoRA)", order=50, seeded=True, launch="config",
+       warm=warm_tiny_base, check_launch=_check_launch,
+       quick=dict(steps=4, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False, tinit=1, tfinal=1, deltaT=1),
+       no_4bit="possible in principle (PEFT supports it), but the stage has no quantization setting")
 def run_adalora(cfg:AdaLoraRunConfig) -> Result:
     "AdaLoRA instruction tuning of `cfg.model` (PEFT + TRL + the allocation callback); scored and recorded."
     if cfg.deepspeed: raise ValueError(ADALORA_DEEPSPEED)

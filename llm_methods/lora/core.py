@@ -5,6 +5,7 @@
 # %% ../../nbs/03_lora.ipynb #088c8cf6
 from __future__ import annotations
 import math, os, re, time, shutil, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -12,7 +13,11 @@ from torch import nn
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
 from ..evaluate import Result, record_result
 from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
-from ..base import tiny_base_path
+from ..base import tiny_base_path, warm_tiny_base
+from ..stages import stage
+
+from ..evaluate import load_results
+from ..sft import run_sft
 
 # %% auto #0
 __all__ = ['LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig', 'lora_config',
@@ -125,13 +130,10 @@ class LoraRunConfig(SFTRunConfig):
     adapter_dir: str|None = None # also save the trained adapter here (safetensors); output_dir gets it too
     merge: bool = False # merge the adapter into the weights before scoring and saving
     method: str = "lora"
+    positive: ClassVar[tuple] = SFTRunConfig.positive + ("r", "alpha")
+    fractions: ClassVar[tuple] = SFTRunConfig.fractions + ("dropout",)
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r <= 0:
-            raise ValueError(f"{type(self).__name__}.r must be a positive int (e.g. 8), got {self.r!r}")
-        if not (isinstance(self.alpha, (int, float)) and self.alpha > 0):
-            raise ValueError(f"{type(self).__name__}.alpha must be > 0 (e.g. 2*r), got {self.alpha!r}")
-        if not 0 <= self.dropout < 1: raise ValueError(f"{type(self).__name__}.dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.target_modules, str) or (isinstance(self.target_modules, (list, tuple)) and self.target_modules
                 and all(isinstance(t, str) for t in self.target_modules))):
             raise ValueError(f"{type(self).__name__}.target_modules must be 'all-linear' or a list of module names like "
@@ -146,6 +148,8 @@ def lora_config(cfg:LoraRunConfig):
 
 from ..sft import predicted_train_mem_mb  # full, lora or qlora: one memory prediction for every supervised method
 
+@stage("lora", LoraRunConfig, "instruction tuning with LoRA adapters (PEFT)", order=30, seeded=True, launch="config",
+       warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), four_bit="qlora")
 def run_lora(cfg:LoraRunConfig) -> Result:
     "LoRA instruction tuning of `cfg.model` (PEFT + TRL); scored, recorded, adapter optionally saved and merged."
     seed_everything(cfg.seed)
@@ -170,8 +174,6 @@ def run_lora(cfg:LoraRunConfig) -> Result:
 # %% ../../nbs/03_lora.ipynb #f9ee867d
 def sft_baseline(steps:int, batch_size:int, total_params:int|None=None) -> Result:
     "The full-SFT row for a side-by-side: from the result record if it matches (tiny base, same steps), else run now."
-    from llm_methods.evaluate import load_results
-    from llm_methods.sft import run_sft
     for r in load_results():
         ok = (r.method == "sft" and set(r.per_task) == {"fact", "add", "rev"} and r.steps in (None, steps)
               and (total_params is None or r.total_params == total_params))

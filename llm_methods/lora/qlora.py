@@ -13,7 +13,10 @@ from ..core import home_dir, seed_everything, count_params, Meter, get_device, l
 from ..evaluate import Result, record_result
 from ..sft import sft_train, training_rows, finish_result, run_output, save_final
 from .core import LoraRunConfig, lora_config, predicted_train_mem_mb
-from ..base import tiny_base_path
+from ..base import tiny_base_path, warm_tiny_base
+from ..stages import stage
+
+from ..core import tiny_llama
 
 # %% auto #0
 __all__ = ['nf4_values', 'int4_values', 'fp4_values', 'quantize_4bit', 'dequantize_4bit', 'exact_cpu_dequantize',
@@ -181,6 +184,8 @@ class QLoraRunConfig(LoraRunConfig):
         if self.compute_dtype not in (None, "float32", "bfloat16", "float16"):
             raise ValueError(f"QLoraRunConfig.compute_dtype must be float32, bfloat16 or float16 (or None), got {self.compute_dtype!r}")
 
+@stage("qlora", QLoraRunConfig, "LoRA on a 4-bit NF4, double-quantized base (bitsandbytes)", order=40, seeded=True, launch="config",
+       warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), four_bit="qlora")
 def run_qlora(cfg:QLoraRunConfig) -> Result:
     "QLoRA instruction tuning: 4-bit base (bitsandbytes) + LoRA (PEFT) + TRL; scored and recorded."
     from peft import prepare_model_for_kbit_training
@@ -216,7 +221,6 @@ def optimizer_memory(optim:str="adamw", # adamw, adamw8bit, paged_adamw, paged_a
                      device:str="cuda") -> dict:
     "Train a random Llama fully for a few steps with `optim` on a GPU; peak allocator/device memory, step time, OOM or not."
     import gc, bitsandbytes as bnb
-    from llm_methods.core import tiny_llama
     dev = get_device(device)
     if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
     if dev.type != "cuda": raise ValueError("optimizer_memory measures GPU memory: pass device='cuda' on a machine with a GPU")

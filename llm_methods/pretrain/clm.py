@@ -5,6 +5,7 @@
 # %% ../../nbs/01a_clm.ipynb #8d56a3d2
 from __future__ import annotations
 import os, json, math, random, time, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -13,10 +14,14 @@ from ..core import (seed_everything, count_params, get_device, Meter, load_model
 from ..data import TinyWorld, WorldConfig, train_tokenizer
 from ..evaluate import evaluate, perplexity, make_result, record_result, Result, device_name
 from ..base import train_causal_lm, CLMConfig, check_lm_fits, plot_loss
+from ..stages import stage, registry, TrainConfig
 from .compute import param_counts, flops_per_token, predict_train_memory, activation_bytes, mfu, GPU_PEAK_TFLOPS
 
+from ..core import _resolve
+from ..evaluate import EvalReport
+
 # %% auto #0
-__all__ = ['clm_loss', 'load_documents', 'split_documents', 'PretrainConfig', 'build_tokenizer', 'build_model',
+__all__ = ['OBJECTIVES', 'clm_loss', 'load_documents', 'split_documents', 'PretrainConfig', 'build_tokenizer', 'build_model',
            'check_pretrain_fits', 'predicted_memory_mb', 'run_pretrain']
 
 # %% ../../nbs/01a_clm.ipynb #61ce0468
@@ -66,7 +71,7 @@ def split_documents(docs:list[list[str]], heldout_frac:float=0.05, seed:int=0) -
 _ARCHS = ("llama", "gpt2", "bert")
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(TrainConfig):
     "Pretraining settings (CLI stage `pretrain`): objective, model, data and budget."
     objective: str = "clm" # "clm" (next token) or "mlm" (BERT masked LM, plus NSP when nsp=True)
     model: str = "llama" # "llama", "gpt2", "bert" (built at the sizes below), a config.json, or a checkpoint folder / hub id
@@ -103,18 +108,16 @@ class PretrainConfig:
     output_dir: str|None = None # save the trained model + tokenizer here
     record: bool = True # add the Result to the shared result record
     method: str|None = None # name in the result record (default: pretrain-<objective>-<arch>)
+    positive: ClassVar[tuple] = TrainConfig.positive + ("hidden", "layers", "heads", "ffn", "max_len", "seq_len", "logging_steps", "vocab_size", "kv_heads")
+    nonnegative: ClassVar[tuple] = ("seed", "weight_decay", "eval_n")
+    fractions: ClassVar[tuple] = ("heldout_frac", "dropout", "warmup_ratio")
     def __post_init__(self):
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.objective not in ("clm", "mlm"): raise ValueError(f"PretrainConfig.objective must be 'clm' or 'mlm', got {self.objective!r}")
         if self.init not in ("auto", "pretrained", "scratch"): raise ValueError(f"PretrainConfig.init must be auto, pretrained or scratch, got {self.init!r}")
         if self.tokenizer_kind not in ("char", "bpe"): raise ValueError(f"PretrainConfig.tokenizer_kind must be 'char' or 'bpe', got {self.tokenizer_kind!r}")
-        for k in ("hidden", "layers", "heads", "ffn", "max_len", "steps", "batch_size", "seq_len", "logging_steps", "vocab_size"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"PretrainConfig.{k} must be a positive int, got {v!r}")
         if self.hidden % self.heads: raise ValueError(f"PretrainConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if not 0 <= self.heldout_frac < 1: raise ValueError(f"PretrainConfig.heldout_frac must be in [0, 1), got {self.heldout_frac}")
-        if not 0 <= self.dropout < 1: raise ValueError(f"PretrainConfig.dropout must be in [0, 1), got {self.dropout}")
         if not 0 < self.mlm_probability < 1: raise ValueError(f"PretrainConfig.mlm_probability must be in (0, 1), got {self.mlm_probability}")
-        if not self.lr > 0: raise ValueError(f"PretrainConfig.lr must be > 0, got {self.lr}")
         if self.model in _ARCHS:
             if (self.model == "bert") != (self.objective == "mlm"):
                 raise ValueError(f"PretrainConfig: objective={self.objective!r} does not go with model={self.model!r} "
@@ -146,7 +149,6 @@ def _config_of(name:str):
         if p.suffix == ".json":
             if not p.exists(): raise LoadError(f"config file {str(p)!r} does not exist")
             return AutoConfig.from_pretrained(str(p))
-        from llm_methods.core import _resolve
         src, extra = _resolve(name, "model")
         return AutoConfig.from_pretrained(src, **extra)
     except LoadError: raise
@@ -244,6 +246,11 @@ def predicted_memory_mb(model, cfg:PretrainConfig) -> float:
                             checkpointing=cfg.gradient_checkpointing) * (1 if cfg.bf16 else 2)  # fp32 activations: 2x
     return predict_train_memory(n, dtype_bytes=4, activations=acts)["total"] / 2**20
 
+OBJECTIVES: dict = {} # objective name -> fn(cfg, model, tok, train_docs, held_docs) -> Result, for objectives other than clm
+
+@stage("pretrain", PretrainConfig, "pretrain a causal LM (clm) or BERT (mlm) from a config or checkpoint", launch="config",
+       quick=dict(steps=2, batch_size=8, logging_steps=1, eval_n=0, record=False),
+       no_4bit="full training updates every weight; 4-bit weights are frozen storage with no gradient")
 def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
     "Pretrain a model as `cfg` says; returns (and by default records) its `Result`."
     if cfg is None: cfg = PretrainConfig(**overrides)
@@ -256,9 +263,9 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
     model = build_model(cfg, tok)
     check_pretrain_fits(cfg, model, tok)
     model = model.to(get_device(cfg.device))
-    if cfg.objective == "mlm":
-        from llm_methods.pretrain.mlm import pretrain_mlm
-        return pretrain_mlm(cfg, model, tok, train_docs, held_docs)
+    if cfg.objective != "clm":  # another objective's training loop, registered by its module (mlm: `01b_mlm_nsp`)
+        if cfg.objective not in OBJECTIVES: registry()  # imports every module of the package, `pretrain.mlm` included
+        return OBJECTIVES[cfg.objective](cfg, model, tok, train_docs, held_docs)
     method = cfg.method or f"pretrain-clm-{cfg.arch}"
     with Meter() as meter:
         with _quiet(not cfg.progress):
@@ -267,7 +274,6 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
         if cfg.data == "tiny_world" and cfg.eval_n:
             rep = evaluate(model, tok, TinyWorld().heldout(n_per_task=cfg.eval_n), style="plain")
         else:
-            from llm_methods.evaluate import EvalReport
             rep = EvalReport(score=0.0, per_task={}, n=0)
     hist = info["history"]
     extra = dict(objective="clm", model=cfg.model, perplexity=round(ppl, 4), heldout_loss=round(math.log(ppl), 4),

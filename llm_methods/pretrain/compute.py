@@ -8,6 +8,7 @@ import math, dataclasses
 from dataclasses import dataclass, field
 import torch
 from ..core import count_params
+from ..stages import stage
 
 # %% auto #0
 __all__ = ['GPU_PEAK_TFLOPS', 'CHINCHILLA', 'LLAMA_LINEAR', 'param_counts', 'count_params_meta', 'gpt3_config', 'llama65b_config',
@@ -363,6 +364,8 @@ class ComputeConfig:
         if not 0 < self.utilization <= 1: raise ValueError(f"ComputeConfig.utilization must be in (0, 1], got {self.utilization}")
         if self.zero_stage not in (0, 1, 2, 3): raise ValueError(f"ComputeConfig.zero_stage must be 0-3, got {self.zero_stage}")
 
+@stage("compute", ComputeConfig, "training compute, time and memory budget (e.g. --set params=175e9 tokens=300e9)", loop="none",
+       no_launch="arithmetic only: nothing trains")
 def compute_budget(cfg:ComputeConfig|None=None, show:bool=True, **kw) -> dict:
     "The training budget of `cfg` (or keyword overrides) as a dict; prints it as a table when `show`."
     cfg = cfg or ComputeConfig(**kw)

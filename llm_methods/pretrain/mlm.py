@@ -9,7 +9,7 @@ import torch
 from ..core import seed_everything, count_params, Meter, home_dir, save_pretrained_atomic
 from ..evaluate import make_result, record_result, Result, EvalReport
 from ..base import trainer_device_args, _history_callback, plot_loss, quiet_trainer
-from .clm import PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
+from .clm import OBJECTIVES, PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
 
 # %% auto #0
 __all__ = ['nsp_pairs', 'mask_tokens', 'encode_pairs', 'MLMNSPCollator', 'masking_stats', 'train_bert', 'score_bert',
@@ -170,3 +170,5 @@ def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list
     if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
     if cfg.record: record_result(res)
     return res
+
+OBJECTIVES["mlm"] = pretrain_mlm  # `run_pretrain(objective="mlm")` trains through this loop

@@ -11,10 +11,15 @@ from ..core import cached_dir, home_dir, seed_everything, get_device, load_model
 from ..base import tiny_base, tiny_world, BaseConfig
 from ..evaluate import evaluate, EvalReport
 
+from ..sft import SFTRunConfig
+from ..sft import sft_train, training_rows, score_heldout
+from ..data import validate_rows
+from ..evaluate import generate_greedy
+
 # %% auto #0
-__all__ = ['RLHF_TASKS', 'cached_build', 'config_key', 'sft_path', 'tiny_sft', 'sft_info', 'rlhf_heldout', 'qa_prompt',
-           'preference_dataset', 'chat_prompts', 'completion_logprobs', 'render_completion', 'likelihood_preference',
-           'kl_from_reference', 'kl_from_start']
+__all__ = ['RLHF_TASKS', 'cached_build', 'config_key', 'sft_path', 'warm_sft', 'tiny_sft', 'sft_info', 'rlhf_heldout',
+           'qa_prompt', 'preference_dataset', 'chat_prompts', 'completion_logprobs', 'render_completion',
+           'likelihood_preference', 'kl_from_reference', 'kl_from_start']
 
 # %% ../../nbs/06_rlhf.ipynb #a0fbc10a
 def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
@@ -33,14 +38,12 @@ def config_key(*parts) -> str:
 _SFT_IGNORE = ("record", "progress", "method", "eval_n_per_task", "output_dir", "save_steps", "logging_steps")
 
 def _sft_cfg(cfg=None):
-    from llm_methods.sft import SFTRunConfig
     return cfg or SFTRunConfig()
 
 def sft_path(cfg=None, # an `SFTRunConfig`; None = the defaults
              base:BaseConfig|None=None, # the tiny base's settings (used when `cfg.model` is None)
              rebuild:bool=False) -> Path:
     "The folder of the cached SFT model (built on first use): a normal HF checkpoint with its tokenizer."
-    from llm_methods.sft import sft_train, training_rows, score_heldout
     cfg = _sft_cfg(cfg); base = base or BaseConfig()
     d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SFT_IGNORE}
     key = config_key(d, base.key() if cfg.model is None else cfg.model, "sft|v1")
@@ -55,6 +58,10 @@ def sft_path(cfg=None, # an `SFTRunConfig`; None = the defaults
                "heldout": None if rep is None else {"score": rep.score, "per_task": rep.per_task, "n": rep.n}}
         (tmp / "train.json").write_text(json.dumps(rec, indent=1))
     return cached_build("sft", key, build, rebuild=rebuild)
+
+def warm_sft(settings:dict):
+    "Launcher hook: build the cached tiny SFT model once, before N processes race for it (when the stage starts from it)."
+    if settings.get("model") is None: sft_path()
 
 def tiny_sft(cfg=None, # an `SFTRunConfig`; None = the defaults
              base:BaseConfig|None=None, rebuild:bool=False,
@@ -83,7 +90,6 @@ def preference_dataset(rows:list[dict], # `{prompt, chosen, rejected}` rows (tin
                        conversational:bool=True, # chat messages (rendered by the chat template) or plain `Q:…\nA:` text
                        keep:tuple=("task",)) -> list[dict]:
     "Preference rows in the form TRL's `RewardTrainer`/`DPOTrainer` take."
-    from llm_methods.data import validate_rows
     validate_rows(rows, "preference", name="preference data")
     out = []
     for r in rows:
@@ -142,7 +148,6 @@ def likelihood_preference(model, tok, rows:list[dict]) -> dict:
 def kl_from_reference(model, ref, tok, items:list[dict], # held-out items with a `question` (e.g. `rlhf_heldout()`)
                       max_new_tokens:int=16, batch_size:int=64) -> float:
     "Mean exact KL(model || ref) per answer token on `model`'s greedy answers to `items` (nats per token)."
-    from llm_methods.evaluate import generate_greedy
     prompts = chat_prompts(tok, [it["question"] for it in items])
     answers = generate_greedy(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
     dev = next(model.parameters()).device

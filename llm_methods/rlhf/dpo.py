@@ -5,6 +5,7 @@
 # %% ../../nbs/06c_dpo.ipynb #b1d86e45
 from __future__ import annotations
 import os, json, time, shutil, copy, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -12,8 +13,14 @@ import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result, EvalReport
-from .common import (tiny_sft, sft_path, preference_dataset, rlhf_heldout, chat_prompts, render_completion,
+from ..stages import stage, TrainConfig
+from .common import (warm_sft, tiny_sft, sft_path, preference_dataset, rlhf_heldout, chat_prompts, render_completion,
                                      completion_logprobs, kl_from_start)
+
+from ..reliability import NaNGuard, MarkComplete, check_context, check_cpu_options
+from ..reliability import resolve_resume
+from ..sft import load_rows
+from ..data import validate_rows
 
 # %% auto #0
 __all__ = ['dpo_loss', 'DPORunConfig', 'dpo_args', 'dpo_trainer', 'dpo_train', 'batch_logps', 'rpo_loss', 'implicit_accuracy',
@@ -36,10 +43,9 @@ def dpo_loss(policy_chosen:torch.Tensor, # (B,) log pi_theta(y_w|x), summed over
 
 # %% ../../nbs/06c_dpo.ipynb #333f6791
 @dataclass
-class DPORunConfig:
+class DPORunConfig(TrainConfig):
     "DPO settings (the `dpo` CLI stage)."
     model: str|None = None # SFT checkpoint to start from; None = the tiny SFT model
-    tokenizer: str|None = None
     data: str|None = None # preference rows {prompt, chosen, rejected}; None = the tiny world's training pairs
     n_train: int|None = None
     steps: int = 60 # optimizer steps
@@ -53,8 +59,6 @@ class DPORunConfig:
     lora_r: int = 0 # > 0: LoRA adapters, reference = adapters off (no second copy)
     lora_alpha: int = 16
     lora_targets: str|list = "all-linear"
-    seed: int = 0
-    device: str|None = None
     bf16: bool|None = None # None: on for GPUs with bf16, off on CPU
     gradient_checkpointing: bool = False
     logging_steps: int = 10
@@ -65,17 +69,13 @@ class DPORunConfig:
     nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
     eval_n_per_task: int|None = None
     method: str = "dpo" # row name in the result record ("dpo-lora" for the LoRA variant)
-    record: bool = True
     progress: bool = True
+    positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "beta", "n_train")
+    nonnegative: ClassVar[tuple] = ("seed", "sft_weight", "lora_r", "save_steps")
+    fractions: ClassVar[tuple] = ("warmup_ratio",)
     def __post_init__(self):
-        for k in ("steps", "batch_size", "max_length", "logging_steps"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"DPORunConfig.{k} must be a positive int, got {v!r}")
-        if not self.lr > 0: raise ValueError(f"DPORunConfig.lr must be > 0, got {self.lr}")
-        if not self.beta > 0: raise ValueError(f"DPORunConfig.beta must be > 0, got {self.beta}")
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if not 0 <= self.label_smoothing < 0.5: raise ValueError(f"DPORunConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.sft_weight < 0: raise ValueError(f"DPORunConfig.sft_weight must be >= 0, got {self.sft_weight}")
-        if self.lora_r < 0: raise ValueError(f"DPORunConfig.lora_r must be >= 0 (0 = full fine-tuning), got {self.lora_r}")
         if (self.save_steps or self.resume) and not self.checkpoint_dir:
             raise ValueError("DPORunConfig.save_steps and resume need checkpoint_dir (the folder for Trainer checkpoints)")
 
@@ -108,7 +108,6 @@ def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_mod
         ref_model = None
     elif ref_model is None:
         ref_model = copy.deepcopy(model).eval()
-    from llm_methods.reliability import NaNGuard, MarkComplete, check_context, check_cpu_options
     check_context(model, cfg.max_length)
     ds = Dataset.from_list(preference_dataset(rows, conversational=bool(getattr(tok, "chat_template", None)), keep=()))
     out = cfg.checkpoint_dir or str(home_dir() / "tmp" / f"dpo-{os.getpid()}-{time.time_ns()}")
@@ -123,7 +122,6 @@ def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model
     "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."
     cfg = cfg or DPORunConfig()
     seed_everything(cfg.seed)
-    from llm_methods.reliability import resolve_resume
     resume = resolve_resume(cfg.resume, cfg.checkpoint_dir)
     trainer = dpo_trainer(model, tok, rows, cfg, ref_model, callbacks, **overrides)
     t0 = time.perf_counter()
@@ -166,10 +164,10 @@ def implicit_accuracy(model, ref, tok, rows:list[dict], beta:float=0.1) -> dict:
             "chosen_logp_change": float((pw - rw).mean()), "rejected_logp_change": float((pl - rl).mean())}
 
 def _pref_rows(path:str) -> list[dict]:
-    from llm_methods.sft import load_rows
-    from llm_methods.data import validate_rows
     return validate_rows(load_rows(path), "preference", name=f"preference data {path}")
 
+@stage("dpo", DPORunConfig, "direct preference optimization (TRL DPOTrainer)", order=120, starts_from="sft", launch="accelerate",
+       warm=warm_sft, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
 def run_dpo(cfg:DPORunConfig) -> Result:
     "DPO from `cfg.model` on `cfg.data` (tiny-world defaults); the `Result` holds held-out exact match."
     seed_everything(cfg.seed)

@@ -5,13 +5,15 @@
 # %% ../../nbs/06d_grpo.ipynb #e9cfc027
 from __future__ import annotations
 import os, time, shutil, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic, causal_inputs_only
 from ..base import tiny_world, trainer_device_args, _history_callback, quiet_trainer
 from ..data import strip_signoff, gold_prefers
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
-from .common import tiny_sft, rlhf_heldout, kl_from_start
+from ..stages import stage, TrainConfig
+from .common import warm_sft, tiny_sft, rlhf_heldout, kl_from_start
 
 # %% auto #0
 __all__ = ['GRPO_REWARDS', 'group_advantages', 'exact_match_reward', 'style_reward', 'grpo_dataset', 'GRPORunConfig', 'grpo_args',
@@ -51,10 +53,9 @@ def grpo_dataset(split:str="train", n:int|None=None) -> list[dict]:
 
 # %% ../../nbs/06d_grpo.ipynb #3ff789b1
 @dataclass
-class GRPORunConfig:
+class GRPORunConfig(TrainConfig):
     "GRPO settings (the `grpo` CLI stage); the reward is exact match against the tiny world's answers."
     model: str|None = None # SFT checkpoint; None = the tiny SFT model
-    tokenizer: str|None = None
     steps: int = 40 # optimizer steps
     batch_size: int = 64 # replies per step (a multiple of num_generations)
     num_generations: int = 8 # G: replies per prompt
@@ -67,23 +68,19 @@ class GRPORunConfig:
     num_iterations: int = 1 # PPO-style epochs per generated batch
     lora_r: int = 0
     lora_alpha: int = 16
-    seed: int = 0
-    device: str|None = None
     bf16: bool|None = None
     logging_steps: int = 5
     output_dir: str|None = None
     eval_n_per_task: int|None = None
     method: str = "grpo"
-    record: bool = True
     progress: bool = True
+    positive: ClassVar[tuple] = TrainConfig.positive + ("num_generations", "max_completion_length", "num_iterations", "logging_steps", "temperature")
+    nonnegative: ClassVar[tuple] = ("seed", "beta", "lora_r")
     def __post_init__(self):
-        for k in ("steps", "batch_size", "num_generations", "max_completion_length", "num_iterations", "logging_steps"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"GRPORunConfig.{k} must be a positive int, got {v!r}")
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.num_generations < 2: raise ValueError(f"GRPORunConfig.num_generations must be >= 2 (a group needs a baseline), got {self.num_generations}")
         if self.batch_size % self.num_generations:
             raise ValueError(f"GRPORunConfig.batch_size ({self.batch_size}) must be a multiple of num_generations ({self.num_generations})")
-        if self.beta < 0 or not self.lr > 0: raise ValueError("GRPORunConfig.beta must be >= 0 and lr > 0")
 
 def grpo_args(cfg:GRPORunConfig, output_dir:str, **extra):
     "TRL's `GRPOConfig` for `cfg`."
@@ -121,6 +118,9 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
     hist = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "History").logs
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
 
+@stage("grpo", GRPORunConfig, "GRPO with a programmatic reward (TRL GRPOTrainer)", order=130, starts_from="sft", launch="accelerate",
+       profile={"steps": 30}, warm=warm_sft, quick=dict(steps=2, batch_size=4, num_generations=2, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
+       no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
 def run_grpo(cfg:GRPORunConfig) -> Result:
     "GRPO with the programmatic rewards (`GRPO_REWARDS`: exact match and the preferred style) on the tiny world's training questions; held-out exact match in the `Result`."
     seed_everything(cfg.seed)

@@ -5,6 +5,7 @@
 # %% ../../nbs/06b_ppo.ipynb #6e95532a
 from __future__ import annotations
 import os, json, math, time, copy, random, warnings, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -15,8 +16,14 @@ from ..core import home_dir, seed_everything, get_device, Meter, count_params, l
 from ..base import tiny_world
 from ..data import strip_signoff
 from ..evaluate import evaluate, generate_greedy, make_result, record_result, Result, EvalReport
-from .common import tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_logprobs, render_completion, kl_from_start
+from ..stages import stage, TrainConfig
+from .common import warm_sft, tiny_sft, sft_path, chat_prompts, rlhf_heldout, completion_logprobs, render_completion, kl_from_start
 from .reward import tiny_reward, reward_model, reward_scores, RewardRunConfig
+
+from ..distributed import load_ds_config, set_ds_values
+from ..reliability import mark_complete
+from ..sft import load_rows
+from ..reliability import latest_checkpoint
 
 # %% auto #0
 __all__ = ['PPO_ZERO3', 'kl_estimate', 'gae', 'masked_mean', 'masked_whiten', 'ppo_policy_loss', 'ppo_value_loss',
@@ -141,12 +148,11 @@ def entropy_from_logits(logits:torch.Tensor) -> torch.Tensor:
 
 # %% ../../nbs/06b_ppo.ipynb #9566711f
 @dataclass
-class PPOConfig:
+class PPOConfig(TrainConfig):
     "PPO settings (the `ppo` CLI stage). Defaults are tuned for the tiny world on a CPU."
-    policy: str|None = None # SFT checkpoint to start from; None = the tiny SFT model
+    model: str|None = None # the policy: SFT checkpoint to start from; None = the tiny SFT model (`policy` before 0.2: still read, with a warning)
     reward_model: str|None = None # reward-model checkpoint; None = the cached tiny reward model
     reward_steps: int|None = None # with reward_model=None: train the tiny reward model for this many steps (None: its default)
-    tokenizer: str|None = None # default: the policy's
     data: str|None = None # prompts (.jsonl/.json/.csv rows with 'prompt', optional 'answer'); None = tiny-world training questions
     steps: int = 30 # PPO iterations (rollout batches)
     batch_size: int = 64 # prompts per rollout
@@ -179,8 +185,6 @@ class PPOConfig:
     lora_r: int = 0 # > 0: train LoRA adapters of this rank; the reference is the adapter-free model
     lora_alpha: int = 16
     lora_targets: str|list = "all-linear"
-    seed: int = 0
-    device: str|None = None # None: best available
     eval_every: int = 0 # score held-out exact match every N steps (0: only at the end)
     eval_n_per_task: int|None = None # cap held-out items per task
     save_every: int = 0 # write a resumable checkpoint every N steps into save_dir
@@ -189,12 +193,12 @@ class PPOConfig:
     output_dir: str|None = None # save the final policy here (HF format; LoRA merged)
     deepspeed: str|dict|None = None # DeepSpeed config (zero1, zero2, a JSON path or dict) through accelerate; set by `llm_methods launch ppo --deepspeed`
     method: str = "ppo"
-    record: bool = True
     progress: bool = True
+    positive: ClassVar[tuple] = TrainConfig.positive + ("minibatch_size", "ppo_epochs", "max_new_tokens", "kl_horizon", "temperature", "reward_steps")
+    nonnegative: ClassVar[tuple] = ("seed", "kl_coef", "ent_coef", "ptx_coef", "vf_coef", "min_new_tokens", "top_k", "lora_r", "eval_every", "save_every")
+    renamed: ClassVar[dict] = {"policy": "model"}
     def __post_init__(self):
-        for k in ("steps", "batch_size", "minibatch_size", "ppo_epochs", "max_new_tokens", "kl_horizon"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"PPOConfig.{k} must be a positive int, got {v!r}")
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.batch_size % self.minibatch_size:
             raise ValueError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of minibatch_size ({self.minibatch_size})")
         if self.kl_estimator not in ("k1", "k2", "k3"): raise ValueError(f"PPOConfig.kl_estimator must be k1, k2 or k3, got {self.kl_estimator!r}")
@@ -224,7 +228,6 @@ def ppo_accelerator(cfg:PPOConfig, device:torch.device):
     plugin = None
     if cfg.deepspeed is not None:
         from accelerate.utils import DeepSpeedPlugin
-        from llm_methods.distributed import load_ds_config, set_ds_values
         ds = load_ds_config(cfg.deepspeed)
         if (ds.get("zero_optimization") or {}).get("stage", 0) == 3: raise ValueError(PPO_ZERO3)
         # our loop, not Trainer, so nothing fills DeepSpeed's "auto" values: one optimizer step per minibatch, fp32 like one process
@@ -504,7 +507,6 @@ def save(self:PPOTrainer, path:str|Path) -> Path:
     "Write a resumable checkpoint to `path`: into a temp folder, marked complete, then renamed (a crash never leaves a half-written `path`)."
     import shutil
     from safetensors.torch import save_model, save_file
-    from llm_methods.reliability import mark_complete
     final = Path(path)
     if self.acc is not None and self.rank != 0:  # DDP: every rank holds the same weights and optimizer state; rank 0 writes them
         torch.distributed.barrier(); return final
@@ -555,19 +557,30 @@ def save_pretrained(self:PPOTrainer, path:str|Path) -> Path:
 
 # %% ../../nbs/06b_ppo.ipynb #9c95462e
 def _prompt_rows(path:str) -> tuple[list[str], list[str]|None]:
-    from llm_methods.sft import load_rows
     rows = load_rows(path)
     if not rows or any(not isinstance(r, dict) or not isinstance(r.get("prompt"), str) or not r["prompt"].strip() for r in rows):
         raise ValueError(f"prompt data {path!r} must hold rows with a non-empty string 'prompt' (and optionally 'answer')")
     ans = [r["answer"] for r in rows] if all("answer" in r for r in rows) else None
     return [r["prompt"] for r in rows], ans
 
+def _check_launch(cfg:PPOConfig, ds):
+    if ds is not None and (ds.get("zero_optimization") or {}).get("stage", 0) == 3: raise ValueError(PPO_ZERO3)
+
+def _warm(settings:dict):
+    "Launcher hook: build the cached SFT policy and tiny reward model once, before the processes start."
+    warm_sft(settings)
+    if settings.get("reward_model") is None:
+        tiny_reward(RewardRunConfig(steps=settings["reward_steps"]) if settings.get("reward_steps") else None)
+
+@stage("ppo", PPOConfig, "RLHF with PPO against the reward model (written here)", order=110, starts_from="sft", loop="own",
+       launch="config", profile={"steps": 20, "reward_steps": 200}, warm=_warm, check_launch=_check_launch, quick=dict(steps=2, batch_size=8, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, eval_n_per_task=1, record=False, progress=False),
+       no_4bit="our PPO has no quantization setting")
 def run_ppo(cfg:PPOConfig) -> Result:
-    "PPO from `cfg.policy` against `cfg.reward_model` (tiny-world defaults); held-out exact match in the `Result`."
+    "PPO from `cfg.model` against `cfg.reward_model` (tiny-world defaults); held-out exact match in the `Result`."
     seed_everything(cfg.seed)
-    if cfg.policy is None: policy, tok = tiny_sft(device=cfg.device or "cpu")
+    if cfg.model is None: policy, tok = tiny_sft(device=cfg.device or "cpu")
     else:
-        tok = load_tokenizer(cfg.tokenizer or cfg.policy); policy = load_model(cfg.policy)
+        tok = load_tokenizer(cfg.tokenizer or cfg.model); policy = load_model(cfg.model)
         if tok.pad_token is None: tok.pad_token = tok.eos_token
     if cfg.reward_model is None:
         rm, rtok = tiny_reward(RewardRunConfig(steps=cfg.reward_steps) if cfg.reward_steps else None, device=cfg.device or "cpu")
@@ -575,7 +588,6 @@ def run_ppo(cfg:PPOConfig) -> Result:
     qs, ans = _prompt_rows(cfg.data) if cfg.data else (None, None)
     trainer = PPOTrainer(policy, tok, rm, rtok, cfg, questions=qs, answers=ans)
     if cfg.resume_from == "latest":
-        from llm_methods.reliability import latest_checkpoint
         ck = latest_checkpoint(cfg.save_dir, prefix="step")
         if ck is not None: trainer.load(ck)
     elif cfg.resume_from: trainer.load(cfg.resume_from)
@@ -587,7 +599,7 @@ def run_ppo(cfg:PPOConfig) -> Result:
     if cfg.output_dir: trainer.save_pretrained(cfg.output_dir)
     rep = end["report"] if end else EvalReport(score=0.0, per_task={}, n=0)
     last = hist[-1] if hist else {}
-    kl = kl_from_start(trainer.policy, tok, cfg.policy, items) if items else None
+    kl = kl_from_start(trainer.policy, tok, cfg.model, items) if items else None
     res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
         "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
         "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,

@@ -5,15 +5,20 @@
 # %% ../../nbs/06a_reward.ipynb #bb1ba991
 from __future__ import annotations
 import os, json, time, shutil, dataclasses
+from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict, save_pretrained_atomic
+from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict, save_pretrained_atomic, write_atomic
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import Result, EvalReport, make_result, record_result
-from .common import (tiny_sft, sft_path, cached_build, config_key, preference_dataset, qa_prompt,
+from ..stages import stage, TrainConfig
+from .common import (warm_sft, tiny_sft, sft_path, cached_build, config_key, preference_dataset, qa_prompt,
                                      render_completion, likelihood_preference)
+
+from ..sft import load_rows
+from ..data import validate_rows
 
 # %% auto #0
 __all__ = ['bradley_terry_loss', 'reward_model', 'is_chat', 'reward_inputs', 'reward_scores', 'pairwise_accuracy',
@@ -97,10 +102,9 @@ def pairwise_accuracy(model, tok, rows:list[dict]) -> dict:
 
 # %% ../../nbs/06a_reward.ipynb #d883b038
 @dataclass
-class RewardRunConfig:
+class RewardRunConfig(TrainConfig):
     "Reward-model training settings (the `reward` CLI stage)."
     model: str|None = None # HF checkpoint to start from (decoder or encoder); None = the tiny SFT model
-    tokenizer: str|None = None # default: the model's
     extra_layers: int|None = None # fresh blocks on top of the checkpoint's; None: 2 for the tiny SFT model, 0 for a given checkpoint
     data: str|None = None # preference rows {prompt, chosen, rejected} (.jsonl/.json/.csv/saved dataset); None = tiny world
     eval_data: str|None = None # held-out preference rows; None = the tiny world's held-out pairs (or none for user data)
@@ -113,23 +117,18 @@ class RewardRunConfig:
     weight_decay: float = 0.0
     max_length: int = 128 # longer pairs are dropped (TRL's rule)
     center_rewards_coefficient: float|None = None # TRL's optional centring term
-    seed: int = 0
-    device: str|None = None # None: best available
     bf16: bool|None = None # None: on for GPUs with bf16, off on CPU
     gradient_checkpointing: bool = False
     output_dir: str|None = None # save the trained reward model here
     logging_steps: int = 25
     method: str = "reward" # row name in the result record
-    record: bool = True
     progress: bool = True
+    positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
+    nonnegative: ClassVar[tuple] = ("seed", "weight_decay", "extra_layers")
+    fractions: ClassVar[tuple] = ("warmup_ratio",)
     def __post_init__(self):
-        for k in ("steps", "batch_size", "max_length", "logging_steps"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0: raise ValueError(f"RewardRunConfig.{k} must be a positive int, got {v!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0): raise ValueError(f"RewardRunConfig.lr must be > 0, got {self.lr!r}")
+        super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.pairs not in ("style", "correct"): raise ValueError(f"RewardRunConfig.pairs must be 'style' or 'correct', got {self.pairs!r}")
-        if not 0 <= self.warmup_ratio < 1: raise ValueError(f"RewardRunConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.extra_layers is not None and self.extra_layers < 0: raise ValueError(f"RewardRunConfig.extra_layers must be >= 0, got {self.extra_layers}")
     @property
     def n_extra(self) -> int: return self.extra_layers if self.extra_layers is not None else (2 if self.model is None else 0)
 
@@ -211,10 +210,18 @@ def reward_info(cfg:RewardRunConfig|None=None) -> dict:
 
 # %% ../../nbs/06a_reward.ipynb #4f338645
 def _pref_rows(path:str) -> list[dict]:
-    from llm_methods.sft import load_rows
-    from llm_methods.data import validate_rows
     return validate_rows(load_rows(path), "preference", name=f"preference data {path}")
 
+def _launch_data(cfg:RewardRunConfig, run_dir:Path):
+    "Launcher hook: on the tiny-world defaults, hand the workers the held-out pairs as a file (they train instead of reusing the cached judge)."
+    if cfg.data is None and cfg.eval_data is None and cfg.output_dir is None:
+        p = Path(run_dir) / "heldout_preferences.jsonl"
+        write_atomic(p, "".join(json.dumps(x) + "\n" for x in tiny_world().preferences("heldout")))
+        cfg.eval_data = str(p)
+
+@stage("reward", RewardRunConfig, "reward model on preference pairs (Bradley-Terry, TRL RewardTrainer)", order=100, starts_from="sft",
+       launch="accelerate", profile={"steps": 200}, warm=warm_sft, prepare_launch=_launch_data, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, record=False, progress=False),
+       no_4bit="the stage trains the full model and has no quantization setting")
 def run_reward(cfg:RewardRunConfig) -> Result:
     "Train a reward model as `cfg` says; the `Result`'s score is held-out pairwise accuracy."
     seed_everything(cfg.seed)
