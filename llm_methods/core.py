@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, sys, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
+import os, sys, types, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -446,7 +446,7 @@ def causal_inputs_only(tok, model):
 def _type_ok(v, tp) -> bool:
     if tp in (typing.Any, "Any"): return True
     origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:  # Optional[int] and int|None
         return any(_type_ok(v, a) for a in typing.get_args(tp))
     if tp is type(None): return v is None
     if origin in (list, tuple): return isinstance(v, (list, tuple))

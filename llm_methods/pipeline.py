@@ -237,8 +237,13 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     if cfg.model is not None and "model" in names: ov.setdefault("model", cfg.model)
     if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
-    if st.seeded and "output_dir" in names:  # the supervised stages keep their trained model (or adapter) in the run folder
-        ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))
+    run_stages = _stage_list(cfg.stages)
+    consumed = {src for x in run_stages for src in get_stage(x).inputs.values()}
+    if "output_dir" in names and (st.seeded or (s in consumed and cfg.model is not None)):
+        ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))  # the run keeps the trained model (or adapter) in its folder
+    if cfg.model is not None:  # a user's model: each stage starts from what this run trained before it (SFT -> DPO, reward -> PPO)
+        for key, src in st.inputs.items():
+            if src in run_stages and key not in cfg.overrides.get(s, {}): ov[key] = str(Path(cfg.out) / src / "model")
     try:
         runs = st.expand(ov, cfg) if st.expand else [ov]  # e.g. icl: one row per shot count
         if st.seeded and len(cfg._seeds) > 1 and "seed" not in cfg.overrides.get(s, {}):  # one run per seed

@@ -35,11 +35,14 @@ def check_fields(cfg) -> None:
     for k in getattr(cls, "positive", ()):
         v = getattr(cfg, k)
         if v is None: continue
-        if isinstance(v, int) and not v > 0: raise ValueError(f"{name}.{k} must be a positive int, got {v!r}")
+        if _type_ok(v, hints[k]) and not _type_ok(0.5, hints[k]):  # an int field
+            if not v > 0: raise ValueError(f"{name}.{k} must be a positive int, got {v!r}")
         if not 0 < v < math.inf: raise ValueError(f"{name}.{k} must be > 0 and finite, got {v!r}")
     for k in getattr(cls, "nonnegative", ()):
         v = getattr(cfg, k)
-        if v is not None and not 0 <= v < math.inf: raise ValueError(f"{name}.{k} must be >= 0, got {v!r}")
+        if v is None or 0 <= v < math.inf: continue
+        int_field = _type_ok(v, hints[k]) and not _type_ok(0.5, hints[k])
+        raise ValueError(f"{name}.{k} must be {'an int ' if int_field else ''}>= 0, got {v!r}")
     for k in getattr(cls, "fractions", ()):
         v = getattr(cfg, k)
         if v is not None and not 0 <= v < 1: raise ValueError(f"{name}.{k} must be in [0, 1), got {v!r}")
@@ -84,7 +87,7 @@ class Stage:
     loop: str = "trainer" # "trainer" (🤗 Trainer / TRL), "own" (written here) or "none" (nothing trains)
     launch: str|None = None # `llm_methods launch`: "config" (the config's `deepspeed` field) or "accelerate" (its environment)
     no_launch: str|None = None # why the stage cannot be launched on several processes
-    starts_from: str|None = None # the stage whose trained model this one starts from in `llm_methods run` ("sft")
+    inputs: dict = field(default_factory=dict) # `llm_methods run` on a user's model: config field -> the earlier stage whose trained model it takes
     seeded: bool = False # `llm_methods run --seeds`: one run per seed, averaged into one row
     profile: dict = field(default_factory=dict) # settings of `llm_methods run`'s quick profile on the tiny default
     quick: dict|None = None # the shortest run that still logs a loss (the engine matrix)

@@ -65,7 +65,7 @@ def test_lora_saves_an_adapter_that_reloads(setup):
 def test_two_live_runs_and_a_dead_ones_lock(setup):
     d, ckpt, data = setup
     out = d / "busy"
-    args = ("sft", "--set", f"model={ckpt}", f"data={data}", f"output_dir={out}", "steps=400", "batch_size=4", "save_steps=20")
+    args = ("sft", "--set", f"model={ckpt}", f"data={data}", f"output_dir={out}", "steps=2000", "batch_size=4", "save_steps=20")
     exe = shutil.which("llm_methods")
     first = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**ENV, "LLM_METHODS_HOME": str(d / "home")})
     try:

@@ -82,17 +82,24 @@ def test_every_entry_point_reads_the_registry():
     assert pipeline.available_stages() == [s.name for s in pipeline_stages()]
 
 def test_run_model_reaches_every_stage(tmp_path):
-    "`llm_methods run --model X` sets `model` in every stage of the main job that takes one (PPO's policy included)."
+    "`llm_methods run --model X`: every stage that takes a model gets X, or the model this run trained before it (SFT -> RLHF)."
     from llm_methods.pipeline import PipelineConfig, _stage_configs
     from llm_methods.stages import pipeline_stages
-    cfg = PipelineConfig(model="some/checkpoint", out=str(tmp_path / "run"))
-    took = []
+    out = tmp_path / "run"
+    cfg = PipelineConfig(model="some/checkpoint", out=str(out))
+    took = {}
     for st in pipeline_stages():
         if "model" not in st.fields: continue
-        for c in _stage_configs(st.name, cfg):
-            assert c.model == "some/checkpoint", (st.name, c.model)
-        took.append(st.name)
+        for c in _stage_configs(st.name, cfg): took[st.name] = c
     assert {"sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"} <= set(took), took
+    for name, c in took.items():
+        want = str(out / "sft" / "model") if name in ("reward", "ppo", "dpo", "grpo") else "some/checkpoint"
+        assert c.model == want, (name, c.model)
+    assert took["sft"].output_dir == str(out / "sft" / "model")
+    assert took["ppo"].reward_model == str(out / "reward" / "model") and took["reward"].output_dir == str(out / "reward" / "model")
+    # without the sft stage in the run, the RLHF stages start from the user's model itself
+    only = PipelineConfig(model="some/checkpoint", out=str(out), stages="dpo")
+    assert _stage_configs("dpo", only)[0].model == "some/checkpoint"
 
 def test_ppo_policy_is_read_as_model():
     "Old recipes with PPO's `policy:` keep working, with a FutureWarning; giving both names is an error."
@@ -105,7 +112,7 @@ def test_ppo_policy_is_read_as_model():
 
 @pytest.mark.parametrize("stage,bad,msg", [
     ("sft", {"steps": 0}, "steps must be a positive int"), ("dpo", {"lr": float("inf")}, "lr must be > 0 and finite"),
-    ("grpo", {"seed": -1}, "seed must be >= 0"), ("ppo", {"device": "gpu"}, "'cuda:N'"),
+    ("grpo", {"seed": -1}, "seed must be an int >= 0"), ("ppo", {"device": "gpu"}, "'cuda:N'"),
     ("reward", {"warmup_ratio": 1.5}, "warmup_ratio must be in [0, 1)"), ("icl", {"n_eval": 0}, "n_eval must be a positive int"),
     ("pretrain", {"batch_size": -2}, "batch_size must be a positive int"), ("lora", {"r": 0}, "r must be a positive int")])
 def test_one_validation_for_every_stage(stage, bad, msg):

@@ -166,7 +166,7 @@ def implicit_accuracy(model, ref, tok, rows:list[dict], beta:float=0.1) -> dict:
 def _pref_rows(path:str) -> list[dict]:
     return validate_rows(load_rows(path), "preference", name=f"preference data {path}")
 
-@stage("dpo", DPORunConfig, "direct preference optimization (TRL DPOTrainer)", order=120, starts_from="sft", launch="accelerate",
+@stage("dpo", DPORunConfig, "direct preference optimization (TRL DPOTrainer)", order=120, inputs={"model": "sft"}, launch="accelerate",
        warm=warm_sft, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
 def run_dpo(cfg:DPORunConfig) -> Result:
     "DPO from `cfg.model` on `cfg.data` (tiny-world defaults); the `Result` holds held-out exact match."

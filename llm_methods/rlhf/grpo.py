@@ -118,7 +118,7 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
     hist = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "History").logs
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
 
-@stage("grpo", GRPORunConfig, "GRPO with a programmatic reward (TRL GRPOTrainer)", order=130, starts_from="sft", launch="accelerate",
+@stage("grpo", GRPORunConfig, "GRPO with a programmatic reward (TRL GRPOTrainer)", order=130, inputs={"model": "sft"}, launch="accelerate",
        profile={"steps": 30}, warm=warm_sft, quick=dict(steps=2, batch_size=4, num_generations=2, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
        no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
 def run_grpo(cfg:GRPORunConfig) -> Result:

@@ -572,7 +572,7 @@ def _warm(settings:dict):
     if settings.get("reward_model") is None:
         tiny_reward(RewardRunConfig(steps=settings["reward_steps"]) if settings.get("reward_steps") else None)
 
-@stage("ppo", PPOConfig, "RLHF with PPO against the reward model (written here)", order=110, starts_from="sft", loop="own",
+@stage("ppo", PPOConfig, "RLHF with PPO against the reward model (written here)", order=110, inputs={"model": "sft", "reward_model": "reward"}, loop="own",
        launch="config", profile={"steps": 20, "reward_steps": 200}, warm=_warm, check_launch=_check_launch, quick=dict(steps=2, batch_size=8, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, eval_n_per_task=1, record=False, progress=False),
        no_4bit="our PPO has no quantization setting")
 def run_ppo(cfg:PPOConfig) -> Result:

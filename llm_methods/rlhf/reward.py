@@ -219,7 +219,7 @@ def _launch_data(cfg:RewardRunConfig, run_dir:Path):
         write_atomic(p, "".join(json.dumps(x) + "\n" for x in tiny_world().preferences("heldout")))
         cfg.eval_data = str(p)
 
-@stage("reward", RewardRunConfig, "reward model on preference pairs (Bradley-Terry, TRL RewardTrainer)", order=100, starts_from="sft",
+@stage("reward", RewardRunConfig, "reward model on preference pairs (Bradley-Terry, TRL RewardTrainer)", order=100, inputs={"model": "sft"},
        launch="accelerate", profile={"steps": 200}, warm=warm_sft, prepare_launch=_launch_data, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, record=False, progress=False),
        no_4bit="the stage trains the full model and has no quantization setting")
 def run_reward(cfg:RewardRunConfig) -> Result:
