@@ -4,12 +4,11 @@
 
 # %% ../nbs/09_cli.ipynb #ebbbab46
 from __future__ import annotations
-import argparse, dataclasses, importlib, json, sys, time
+import argparse, dataclasses, importlib, json, os, sys, time
+from importlib.metadata import entry_points
 from pathlib import Path
 import yaml
-from .core import from_dict, LoadError, RunDirBusy
-from .evaluate import Result
-from .stages import registry, get_stage
+from .stages import registry, get_stage, stage_index  # stdlib only: `--help` answers without importing torch
 
 # %% auto #0
 __all__ = ['build_parser', 'recipes_dir', 'resolve_config', 'load_stage_config', 'main']
@@ -48,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "`llm_methods run --model PATH --stages sft,lora,dpo --deepspeed zero2`. "
                                         "`llm_methods STAGE --show-config` lists a stage's settings.")
     sub = ap.add_subparsers(dest="stage", metavar="STAGE", title="stages")
-    for name, st in registry().items():
-        p = sub.add_parser(name, help=st.help, description=st.help)
+    user = os.environ.get("LLM_METHODS_STAGES") or entry_points(group="llm_methods.stages")
+    helps = {n: s.help for n, s in registry().items()} if user else {n: v["help"] for n, v in stage_index().items()}
+    for name, h in helps.items():
+        p = sub.add_parser(name, help=h, description=h)
         p.add_argument("--config", help="YAML recipe with the stage's settings")
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings of the recipe")
         p.add_argument("--show-config", action="store_true", help="print the resolved settings and exit")
@@ -70,12 +71,15 @@ def resolve_config(config:str|None) -> str|None:
 
 def load_stage_config(stage:str, config:str|None=None, overrides:dict|None=None):
     "The validated config dataclass of `stage` from a YAML file (or shipped recipe name) and overrides."
+    from llm_methods.core import from_dict  # here, not at the top: `llm_methods --help` must not wait for torch (the stage's module imports it anyway)
     return from_dict(get_stage(stage).config, resolve_config(config), **(overrides or {}))
 
 def main(argv:list[str]|None=None):
     "Entry point of the `llm_methods` console script."
     ap = build_parser(); a, extra = ap.parse_known_args(argv)
     if not a.stage: ap.print_help(); return 0
+    from llm_methods.core import LoadError, RunDirBusy  # here, not at the top: `llm_methods --help` must not wait for torch
+    from llm_methods.evaluate import Result
     try: cfg = load_stage_config(a.stage, a.config, {**_parse_flags(extra), **_parse_set(a.set)})
     except (ValueError, FileNotFoundError) as e:
         print(f"llm_methods {a.stage}: {e}", file=sys.stderr); return 2

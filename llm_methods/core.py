@@ -38,6 +38,7 @@ if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 import llm_methods
 from . import __version__
+from .stages import _type_ok  # the one type check (00d_stages), shared with `from_dict`
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_known_warnings', 'files_hash', 'code_fingerprint',
@@ -443,19 +444,6 @@ def causal_inputs_only(tok, model):
     return tok
 
 # %% ../nbs/00_core.ipynb #f3c3c3d2
-def _type_ok(v, tp) -> bool:
-    if tp in (typing.Any, "Any"): return True
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:  # Optional[int] and int|None
-        return any(_type_ok(v, a) for a in typing.get_args(tp))
-    if tp is type(None): return v is None
-    if origin in (list, tuple): return isinstance(v, (list, tuple))
-    if origin is dict: return isinstance(v, dict)
-    if tp is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
-    if tp is int: return isinstance(v, int) and not isinstance(v, bool)
-    if isinstance(tp, type): return isinstance(v, tp)
-    return True
-
 def from_dict(cls, d:dict|str|Path|None=None, **overrides):
     "Build dataclass `cls` from a dict or a YAML file plus overrides; unknown keys and wrong types raise ValueError."
     if isinstance(d, (str, Path)):
