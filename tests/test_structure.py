@@ -121,6 +121,10 @@ def test_ppo_policy_is_read_as_model():
         assert from_dict(PPOConfig, {"policy": "a/b"}).model == "a/b"
     with pytest.raises(ValueError, match="give 'model' only"):
         from_dict(PPOConfig, {"policy": "a/b", "model": "c/d"})
+    with pytest.warns(FutureWarning, match="now called 'model'"):
+        assert PPOConfig(policy="a/b").model == "a/b"  # the Python API too
+    with pytest.raises(ValueError, match="give 'model' only"):
+        PPOConfig(policy="a/b", model="c/d")
 
 @pytest.mark.parametrize("stage,bad,msg", [
     ("sft", {"steps": 0}, "steps must be a positive int"), ("dpo", {"lr": float("inf")}, "lr must be > 0 and finite"),

@@ -197,7 +197,12 @@ class PPOConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("minibatch_size", "ppo_epochs", "max_new_tokens", "kl_horizon", "temperature", "reward_steps")
     nonnegative: ClassVar[tuple] = ("seed", "kl_coef", "ent_coef", "ptx_coef", "vf_coef", "min_new_tokens", "top_k", "lora_r", "eval_every", "save_every")
     renamed: ClassVar[dict] = {"policy": "model"}
-    def __post_init__(self):
+    policy: dataclasses.InitVar[str|None] = None # the old name of `model` (accepted with a FutureWarning)
+    def __post_init__(self, policy=None):
+        if policy is not None:
+            if self.model is not None: raise ValueError("PPOConfig: give 'model' only ('policy' is its old name)")
+            warnings.warn(f"PPOConfig.policy is now called 'model': read as model={policy!r}", FutureWarning, stacklevel=3)
+            self.model = policy
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.batch_size % self.minibatch_size:
             raise ValueError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of minibatch_size ({self.minibatch_size})")
