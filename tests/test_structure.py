@@ -138,3 +138,10 @@ def test_one_validation_for_every_stage(stage, bad, msg):
     assert issubclass(st.config, StageConfig)
     with pytest.raises(ValueError, match=msg.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         st.config(**bad)
+
+
+def test_dpo_label_smoothing_refused():
+    "TRL's sigmoid DPO loss ignores label_smoothing: a setting that would silently do nothing is refused before any compute."
+    from llm_methods.rlhf.dpo import DPORunConfig
+    with pytest.raises(ValueError, match="would do nothing"):
+        DPORunConfig(label_smoothing=0.1)

@@ -76,6 +76,9 @@ class DPORunConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if not 0 <= self.label_smoothing < 0.5: raise ValueError(f"DPORunConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing: raise ValueError(
+            f"DPORunConfig.label_smoothing={self.label_smoothing} would do nothing: TRL 1.16's sigmoid DPO loss ignores it (only its "
+            "robust, exo_pair and aot losses read it; 06c_dpo §3), so cDPO is not available through DPOTrainer here. Leave it at 0.")
         if (self.save_steps or self.resume) and not self.checkpoint_dir:
             raise ValueError("DPORunConfig.save_steps and resume need checkpoint_dir (the folder for Trainer checkpoints)")
 
