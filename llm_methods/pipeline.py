@@ -193,6 +193,9 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
             failed[s] = cause; say(f"{tag}  FAILED after {time.perf_counter() - t0:.0f} s: {cause}")
             if bar: bar.update()
             continue
+        took = {k: getattr(configs[s][0], k) for k in get_stage(s).inputs if getattr(configs[s][0], k, None) is not None}
+        for r in got:  # what the stage started from (e.g. dpo: this run's SFT model), for the row's reader
+            if took: r.extra.setdefault("started_from", took)
         hist = {r.method: r.extra.pop("history") for r in got if "history" in r.extra}
         for r in got: r.extra = {k: v for k, v in r.extra.items() if _jsonable(v)}  # e.g. a stage hands its model back in `extra`
         if hist: write_atomic(out / s / "history.json", json.dumps(hist, default=float))
