@@ -4,7 +4,7 @@
 
 # %% ../nbs/00d_stages.ipynb #434fb75e
 from __future__ import annotations
-import ast, dataclasses, types, difflib, functools, importlib, importlib.util, math, os, pkgutil, typing, warnings
+import ast, dataclasses, types, difflib, functools, importlib, importlib.util, math, os, pkgutil, typing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
