@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, sys, types, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
+import os, sys, types, random, time, hashlib, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -42,9 +42,10 @@ from .stages import _type_ok  # the one type check (00d_stages), shared with `fr
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_known_warnings', 'files_hash', 'code_fingerprint',
-           'home_dir', 'cached_dir', 'save_pretrained_atomic', 'write_atomic', 'seed_everything', 'config_hash',
-           'RunDirBusy', 'own_run_dir', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2', 'tiny_bert',
-           'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict', 'to_dict']
+           'home_dir', 'cached_dir', 'config_key', 'save_pretrained_atomic', 'write_atomic', 'seed_everything',
+           'config_hash', 'RunDirBusy', 'own_run_dir', 'get_device', 'Meter', 'count_params', 'tiny_llama', 'tiny_gpt2',
+           'tiny_bert', 'LoadError', 'hub_reachable', 'load_model', 'load_tokenizer', 'causal_inputs_only', 'from_dict',
+           'to_dict']
 
 # %% ../nbs/00_core.ipynb #810b3d07
 def files_hash(path:str|Path, n:int=16) -> str:
@@ -89,6 +90,12 @@ def cached_dir(kind:str, # sub-folder of home_dir(), e.g. "base"
             (tmp / "DONE").write_text("ok")
             shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
     return final
+
+# %% ../nbs/00_core.ipynb #c0f1e7a1
+def config_key(*parts) -> str:
+    "A short stable hash of dataclasses / dicts / strings: the key of a `cached_dir` entry."
+    blob = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 # %% ../nbs/00_core.ipynb #81673592
 WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")

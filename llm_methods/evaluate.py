@@ -191,6 +191,7 @@ class Result:
     "One method's row in the comparison table."
     method: str # e.g. "sft", "lora", "qlora", "icl-4shot", "dpo"
     score: float # held-out exact match, 0..1
+    n_scored: int|None = None # how many held-out items `score` averages (0: none, e.g. a user's own data)
     per_task: dict = field(default_factory=dict) # task -> exact match
     trainable_params: int = 0
     total_params: int = 0
@@ -222,6 +223,7 @@ def make_result(method:str, report:EvalReport, model=None, meter:Meter|None=None
     kw.setdefault("trainable_params", tr); kw.setdefault("total_params", tot)
     if meter is not None: kw.setdefault("peak_mem_mb", round(meter.peak_mb, 1)); kw.setdefault("wall_s", round(meter.wall_s, 2))
     kw.setdefault("gold_preferred", None if report.preferred is None else round(report.preferred, 4))
+    kw.setdefault("n_scored", report.n)
     return Result(method=method, score=report.score, per_task=dict(report.per_task), device=device_name(model), **kw)
 
 def results_path(path=None) -> Path: return Path(path) if path else home_dir() / "results.jsonl"

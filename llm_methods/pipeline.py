@@ -241,12 +241,15 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
     run_stages = _stage_list(cfg.stages)
-    consumed = {src for x in run_stages for src in get_stage(x).inputs.values()}
+    consumed = {src for x in run_stages for src in get_stage(x).inputs.values() if ":" not in src}  # stages whose model is handed on
     if "output_dir" in names and (st.seeded or (s in consumed and cfg.model is not None)):
         ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))  # the run keeps the trained model (or adapter) in its folder
-    if cfg.model is not None:  # a user's model: each stage starts from what this run trained before it (SFT -> DPO, reward -> PPO)
-        for key, src in st.inputs.items():
-            if src in run_stages and key not in cfg.overrides.get(s, {}): ov[key] = str(Path(cfg.out) / src / "model")
+    for key, src in st.inputs.items():  # what this run's earlier stages hand on (`Stage.inputs`)
+        src, _, setting = src.partition(":")
+        if src not in run_stages or key in cfg.overrides.get(s, {}): continue
+        if setting:  # one of its settings, e.g. PPO-ptx's demonstrations: the sft stage's data
+            if cfg.overrides.get(src, {}).get(setting) is not None: ov[key] = cfg.overrides[src][setting]
+        elif cfg.model is not None: ov[key] = str(Path(cfg.out) / src / "model")  # a user's model: start from what this run trained (SFT -> DPO, reward -> PPO)
     try:
         runs = st.expand(ov, cfg) if st.expand else [ov]  # e.g. icl: one row per shot count
         if st.seeded and len(cfg._seeds) > 1 and "seed" not in cfg.overrides.get(s, {}):  # one run per seed

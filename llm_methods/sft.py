@@ -9,11 +9,11 @@ from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, causal_inputs_only, files_hash
+from .core import home_dir, seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, from_dict, own_run_dir, save_pretrained_atomic, config_hash, config_key, cached_dir, causal_inputs_only, files_hash
 from .data import TinyWorld, validate_rows, FORMATS
 from .evaluate import evaluate, make_result, record_result, Result, EvalReport, answer_loss
 from .stages import stage, TrainConfig
-from .base import warm_tiny_base, tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
+from .base import BaseConfig, warm_tiny_base, tiny_base, train_resumable, tiny_world, trainer_device_args, check_lm_fits, plot_loss, _history_callback, quiet_trainer, tiny_base_path
 
 from .reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
 from .distributed import apply_zero3_leaf
@@ -22,7 +22,8 @@ from .pretrain.compute import predict_train_memory, activation_bytes
 # %% auto #0
 __all__ = ['GENERATION_MARK', 'to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'trainable_chat_rows', 'sft_train',
            'load_model_and_tokenizer', 'training_rows', 'score_heldout', 'predicted_train_mem_mb', 'finish_result',
-           'run_output', 'save_final', 'run_sft']
+           'run_output', 'save_final', 'run_sft', 'sft_key', 'sft_path', 'fill_sft_cache', 'warm_sft', 'tiny_sft',
+           'sft_info']
 
 # %% ../nbs/02_sft.ipynb #9999019f
 def to_format(rows:list[dict], fmt:str, tok=None) -> list[dict]:
@@ -291,5 +292,57 @@ def run_sft(cfg:SFTRunConfig) -> Result:
             info = sft_train(model, tok, rows, cfg)
         res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows, kl_from_sft=0.0)  # the RLHF rows' reference
         save_final(cfg, info["model"], tok, res, man)
+        if cfg.model is None: fill_sft_cache(cfg, info["model"], tok, info, res)  # the RLHF stages start from this model
     res.extra["history"] = info["history"]
     return res
+
+# %% ../nbs/02_sft.ipynb #5f7c2e11
+_SFT_IGNORE = ("record", "progress", "method", "eval_n_per_task", "output_dir", "save_steps", "logging_steps")
+
+def sft_key(cfg:SFTRunConfig, base:BaseConfig|None=None) -> str:
+    "The cache key of the SFT model `cfg` trains: its settings (less `_SFT_IGNORE`) and the base (the tiny base's key, or `cfg.model`)."
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SFT_IGNORE}
+    return config_key(d, (base or BaseConfig()).key() if cfg.model is None else cfg.model, "sft|v1")
+
+def _write_sft(folder:Path, model, tok, cfg:SFTRunConfig, info:dict, score:dict|None, base:BaseConfig):
+    "Save a trained SFT model, its tokenizer and its build record (`train.json`) into `folder`."
+    model.save_pretrained(folder, safe_serialization=True); tok.save_pretrained(folder)
+    rec = {"config": dataclasses.asdict(cfg), "base_key": base.key(), "history": info["history"], "train_s": info["train_s"],
+           "heldout": score}
+    (folder / "train.json").write_text(json.dumps(rec, indent=1))
+
+def sft_path(cfg:SFTRunConfig|None=None, # None = the defaults
+             base:BaseConfig|None=None, # the tiny base's settings (used when `cfg.model` is None)
+             rebuild:bool=False) -> Path:
+    "The folder of the cached SFT model (trained here on first use, unless `run_sft` filled it): a normal HF checkpoint with its tokenizer."
+    cfg = cfg or SFTRunConfig(); base = base or BaseConfig()
+    def build(tmp:Path):
+        seed_everything(cfg.seed)
+        if cfg.model is None: model, tok = tiny_base(base, device=cfg.device or "cpu")
+        else: model, tok = load_model(cfg.model), load_tokenizer(cfg.tokenizer or cfg.model)
+        info = sft_train(model, tok, training_rows(cfg, tok), cfg)
+        rep = score_heldout(info["model"], tok, cfg)
+        _write_sft(tmp, info["model"], tok, cfg, info, None if rep is None else {"score": rep.score, "per_task": rep.per_task, "n": rep.n}, base)
+    return cached_dir("sft", sft_key(cfg, base), build, rebuild=rebuild)
+
+def fill_sft_cache(cfg:SFTRunConfig, model, tok, info:dict, res:Result) -> Path:
+    "Put the tiny-base SFT model `run_sft` just trained where `sft_path(cfg)` looks (kept if the entry exists): SFT trains once."
+    score = {"score": res.score, "per_task": res.per_task, "n": res.n_scored} if res.n_scored else None  # None: the user's data
+    return cached_dir("sft", sft_key(cfg), lambda tmp: _write_sft(tmp, model, tok, cfg, info, score, BaseConfig()))
+
+def warm_sft(settings:dict):
+    "Launcher hook: build the cached tiny SFT model once, before N processes race for it (when the stage starts from it)."
+    if settings.get("model") is None: sft_path()
+
+def tiny_sft(cfg:SFTRunConfig|None=None, # None = the defaults
+             base:BaseConfig|None=None, rebuild:bool=False,
+             device:str|None="cpu") -> tuple:
+    "The tiny SFT model `(model, tokenizer)` every `06*` notebook starts from; built once, cached, a fresh copy per call."
+    p = sft_path(cfg, base, rebuild)
+    model = load_model(p)
+    if device: model = model.to(get_device(device))
+    return model, load_tokenizer(p)
+
+def sft_info(cfg:SFTRunConfig|None=None, base:BaseConfig|None=None) -> dict:
+    "The build record of the cached SFT model: its config, loss history, training time and held-out score."
+    return json.loads((sft_path(cfg, base) / "train.json").read_text())

@@ -100,7 +100,7 @@ class Stage:
     loop: str = "trainer" # "trainer" (🤗 Trainer / TRL), "own" (written here) or "none" (nothing trains)
     launch: str|None = None # `llm_methods launch`: "config" (the config's `deepspeed` field) or "accelerate" (its environment)
     no_launch: str|None = None # why the stage cannot be launched on several processes
-    inputs: dict = field(default_factory=dict) # `llm_methods run` on a user's model: config field -> the earlier stage whose trained model it takes
+    inputs: dict = field(default_factory=dict) # what `llm_methods run` hands on: config field -> the earlier stage whose trained model it takes (a user's model), or 'stage:setting' for one of its settings (PPO-ptx: 'sft:data')
     seeded: bool = False # `llm_methods run --seeds`: one run per seed, averaged into one row
     profile: dict = field(default_factory=dict) # settings of `llm_methods run`'s quick profile on the tiny default
     quick: dict|None = None # the shortest run that still logs a loss (the engine matrix)

@@ -145,3 +145,38 @@ def test_dpo_label_smoothing_refused():
     from llm_methods.rlhf.dpo import DPORunConfig
     with pytest.raises(ValueError, match="would do nothing"):
         DPORunConfig(label_smoothing=0.1)
+
+def test_pipeline_trains_sft_once(tmp_path, monkeypatch):
+    "`run_sft` on the tiny base fills the cache the RLHF stages read (`sft_path`), and the run's sft row has their settings."
+    import llm_methods.sft as sft
+    from llm_methods.pipeline import PipelineConfig, _stage_configs
+    for seeds in ("0", "0,1,2"):  # the run's seed-0 SFT model is the one the RLHF stages ask for
+        first = _stage_configs("sft", PipelineConfig(out=str(tmp_path / "run"), seeds=seeds))[0]
+        assert first.seed == 0 and sft.sft_key(first) == sft.sft_key(sft.SFTRunConfig()), first
+    monkeypatch.setenv("LLM_METHODS_HOME", str(tmp_path / "home"))
+    cfg = sft.SFTRunConfig(steps=2, batch_size=4, n_train=8, eval_n_per_task=1, progress=False, record=False)
+    res = sft.run_sft(cfg)
+    def no_training(*a, **k): raise AssertionError("sft_path trained again: run_sft did not fill the cache")
+    monkeypatch.setattr(sft, "sft_train", no_training)
+    rec = sft.sft_info(cfg)
+    assert rec["heldout"]["score"] == res.score and rec["heldout"]["n"] == res.n_scored > 0, rec["heldout"]
+
+def test_ppo_ptx_takes_the_runs_demonstrations(tmp_path):
+    "PPO-ptx trains on the run's SFT data (`ptx_data`, handed on by `llm_methods run`), never silently on the tiny world's."
+    import json
+    from llm_methods.pipeline import PipelineConfig, _stage_configs
+    from llm_methods.rlhf.ppo import PPOConfig, PPOTrainer
+    from llm_methods.base import tiny_base
+    from llm_methods.rlhf.common import chat_prompts
+    sft_rows, prompts = tmp_path / "sft.jsonl", tmp_path / "prompts.jsonl"
+    sft_rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": w}]}) + "\n"
+                                for w in ("kiwi", "plum")))
+    prompts.write_text(json.dumps({"prompt": "say fig"}) + "\n")
+    run = PipelineConfig(out=str(tmp_path / "run"), stages="sft,ppo", overrides={"sft": {"data": str(sft_rows)}, "ppo": {"data": str(prompts)}})
+    assert _stage_configs("ppo", run)[0].ptx_data == str(sft_rows)
+    with pytest.raises(ValueError, match="ptx_data"):  # own prompts, no demonstrations: said before any compute
+        _stage_configs("ppo", PipelineConfig(out=str(tmp_path / "run"), stages="ppo", overrides={"ppo": {"data": str(prompts)}}))
+    assert PPOConfig(data=str(prompts), ptx_coef=0.0).ptx_coef == 0  # plain PPO needs none
+    policy, tok = tiny_base()
+    t = PPOTrainer(policy, tok, cfg=_stage_configs("ppo", run)[0], questions=["say fig"], reward_fn=lambda q, r: [0.0] * len(r))
+    assert t.ptx_rows == [(chat_prompts(tok, [f"say {w}"])[0], w) for w in ("kiwi", "plum")], t.ptx_rows[:3]

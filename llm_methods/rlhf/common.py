@@ -7,19 +7,18 @@ from __future__ import annotations
 import os, json, time, shutil, hashlib, dataclasses
 from pathlib import Path
 import torch
-from ..core import cached_dir, home_dir, seed_everything, get_device, load_model, load_tokenizer
+from ..core import config_key, cached_dir, home_dir, seed_everything, get_device, load_model, load_tokenizer
 from ..base import tiny_base, tiny_world, BaseConfig
 from ..evaluate import evaluate, EvalReport
 
 from ..sft import SFTRunConfig
-from ..sft import sft_train, training_rows, score_heldout
+from ..sft import sft_train, training_rows, score_heldout, sft_path, warm_sft, tiny_sft, sft_info  # the cached SFT model lives with SFT
 from ..data import validate_rows
 from ..evaluate import generate_greedy
 
 # %% auto #0
-__all__ = ['RLHF_TASKS', 'cached_build', 'config_key', 'sft_path', 'warm_sft', 'tiny_sft', 'sft_info', 'rlhf_heldout',
-           'qa_prompt', 'preference_dataset', 'chat_prompts', 'completion_logprobs', 'render_completion',
-           'likelihood_preference', 'kl_from_reference', 'kl_from_start']
+__all__ = ['RLHF_TASKS', 'cached_build', 'rlhf_heldout', 'qa_prompt', 'preference_dataset', 'chat_prompts', 'completion_logprobs',
+           'render_completion', 'likelihood_preference', 'kl_from_reference', 'kl_from_start']
 
 # %% ../../nbs/06_rlhf.ipynb #a0fbc10a
 def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
@@ -28,53 +27,6 @@ def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
                  rebuild:bool=False) -> Path:
     "Run `build` once per `key` (locked, written to a temp folder and renamed into place): `core.cached_dir`."
     return cached_dir(kind, key, build, rebuild=rebuild)
-
-def config_key(*parts) -> str:
-    "A short stable hash of dataclasses / dicts / strings (the cache key)."
-    blob = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-# %% ../../nbs/06_rlhf.ipynb #a22626f4
-_SFT_IGNORE = ("record", "progress", "method", "eval_n_per_task", "output_dir", "save_steps", "logging_steps")
-
-def _sft_cfg(cfg=None):
-    return cfg or SFTRunConfig()
-
-def sft_path(cfg=None, # an `SFTRunConfig`; None = the defaults
-             base:BaseConfig|None=None, # the tiny base's settings (used when `cfg.model` is None)
-             rebuild:bool=False) -> Path:
-    "The folder of the cached SFT model (built on first use): a normal HF checkpoint with its tokenizer."
-    cfg = _sft_cfg(cfg); base = base or BaseConfig()
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _SFT_IGNORE}
-    key = config_key(d, base.key() if cfg.model is None else cfg.model, "sft|v1")
-    def build(tmp:Path):
-        seed_everything(cfg.seed)
-        if cfg.model is None: model, tok = tiny_base(base, device=cfg.device or "cpu")
-        else: model, tok = load_model(cfg.model), load_tokenizer(cfg.tokenizer or cfg.model)
-        info = sft_train(model, tok, training_rows(cfg, tok), cfg)
-        model = info["model"]; rep = score_heldout(model, tok, cfg)
-        model.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
-        rec = {"config": dataclasses.asdict(cfg), "base_key": base.key(), "history": info["history"], "train_s": info["train_s"],
-               "heldout": None if rep is None else {"score": rep.score, "per_task": rep.per_task, "n": rep.n}}
-        (tmp / "train.json").write_text(json.dumps(rec, indent=1))
-    return cached_build("sft", key, build, rebuild=rebuild)
-
-def warm_sft(settings:dict):
-    "Launcher hook: build the cached tiny SFT model once, before N processes race for it (when the stage starts from it)."
-    if settings.get("model") is None: sft_path()
-
-def tiny_sft(cfg=None, # an `SFTRunConfig`; None = the defaults
-             base:BaseConfig|None=None, rebuild:bool=False,
-             device:str|None="cpu") -> tuple:
-    "The tiny SFT model `(model, tokenizer)` every `06*` notebook starts from; built once, cached, a fresh copy per call."
-    p = sft_path(cfg, base, rebuild)
-    model = load_model(p)
-    if device: model = model.to(get_device(device))
-    return model, load_tokenizer(p)
-
-def sft_info(cfg=None, base:BaseConfig|None=None) -> dict:
-    "The build record of the cached SFT model: its config, loss history, training time and held-out score."
-    return json.loads((sft_path(cfg, base) / "train.json").read_text())
 
 # %% ../../nbs/06_rlhf.ipynb #8032be61
 RLHF_TASKS = ("fact", "add", "rev")

@@ -28,7 +28,8 @@ from ..reliability import latest_checkpoint
 # %% auto #0
 __all__ = ['PPO_ZERO3', 'kl_estimate', 'gae', 'masked_mean', 'masked_whiten', 'ppo_policy_loss', 'ppo_value_loss',
            'FixedKLController', 'AdaptiveKLController', 'PolicyWithValue', 'logprobs_from_logits',
-           'entropy_from_logits', 'PPOConfig', 'ppo_accelerator', 'PPOTrainer', 'reply_mask', 'run_ppo', 'plot_ppo']
+           'entropy_from_logits', 'PPOConfig', 'ppo_accelerator', 'PPOTrainer', 'reply_mask', 'ptx_demos', 'run_ppo',
+           'plot_ppo']
 
 # %% ../../nbs/06b_ppo.ipynb #c57b4cd4
 def kl_estimate(logp:torch.Tensor, # log pi_theta(a) of the sampled tokens
@@ -179,6 +180,7 @@ class PPOConfig(TrainConfig):
     value_detach: bool = False # True: the value loss trains the head only, not the shared transformer
     ent_coef: float = 0.0 # entropy bonus (0: none)
     ptx_coef: float = 1.0 # InstructGPT's PPO-ptx: weight of a language-modelling loss on demonstrations mixed into each update (0: plain PPO)
+    ptx_data: str|None = None # the PPO-ptx demonstrations: an SFT data file (messages or prompt_completion rows); None: the tiny world's SFT rows
     normalize_score: bool = True # shift/scale reward-model scores to mean 0, std 1 on the starting policy's samples (Ziegler et al.)
     whiten_rewards: bool = False # scale per-token rewards to unit variance per batch (mean kept)
     missing_eos_penalty: float|None = 1.0 # subtracted from the score of replies that hit max_new_tokens without eos
@@ -206,6 +208,10 @@ class PPOConfig(TrainConfig):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.batch_size % self.minibatch_size:
             raise ValueError(f"PPOConfig.batch_size ({self.batch_size}) must be a multiple of minibatch_size ({self.minibatch_size})")
+        if self.data is not None and self.ptx_coef and self.ptx_data is None:
+            raise ValueError("PPOConfig: with your own prompts (data) the PPO-ptx term needs your demonstrations: set ptx_data to "
+                             "your SFT data file (`llm_methods run` does when its sft stage has data), or ptx_coef=0 for plain PPO "
+                             "(without either, the ptx term would train on the tiny world's rows)")
         if self.kl_estimator not in ("k1", "k2", "k3"): raise ValueError(f"PPOConfig.kl_estimator must be k1, k2 or k3, got {self.kl_estimator!r}")
         for k in ("lr", "temperature", "top_p", "target_kl", "cliprange", "cliprange_value"):
             if not getattr(self, k) > 0: raise ValueError(f"PPOConfig.{k} must be > 0, got {getattr(self, k)!r}")
@@ -295,9 +301,8 @@ class PPOTrainer:
             rows = tiny_world().instructions("train"); questions, answers = [r["prompt"] for r in rows], [r["answer"] for r in rows]
         if answers is not None and len(answers) != len(questions): raise ValueError("answers must be as many as questions")
         self.questions, self.answers = list(questions), (list(answers) if answers is not None else None)
-        self.ptx_rows = None
-        if cfg.ptx_coef:  # demonstrations for the PPO-ptx term: the tiny world's SFT rows (or pass `ptx_rows=`)
-            self.ptx_rows = [(r["prompt"], r["completion"]) for r in tiny_world().instructions("train")]
+        self.ptx_rows = None  # the PPO-ptx demonstrations, `(rendered prompt, reply)`: the run's SFT data, else the tiny world's
+        if cfg.ptx_coef: self.ptx_rows = ptx_demos(tok, load_rows(cfg.ptx_data) if cfg.ptx_data else tiny_world().instructions("train"))
         self.gen = torch.Generator().manual_seed(cfg.seed + 7919 * self.rank)  # prompt order and minibatch shuffling (own prompts per rank)
         if self.rank: torch.manual_seed(cfg.seed + 7919 * self.rank)  # own samples per rank (rank 0 keeps the one-process stream)
         self.step_n, self.history = 0, []
@@ -451,12 +456,28 @@ def learn(self:PPOTrainer, b:dict) -> dict:
                 acc.setdefault(k, []).append(v)
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
+def ptx_demos(tok, rows:list[dict]) -> list[tuple[str, str]]:
+    "PPO-ptx demonstrations `(prompt as the model sees it, reply)` from SFT rows: the prompt asked as PPO asks (chat template)."
+    out = []
+    for i, r in enumerate(rows):
+        if isinstance(r.get("messages"), list):  # chat: the conversation up to the last assistant turn, then that turn
+            ms = r["messages"]; last = max((j for j, m in enumerate(ms) if m.get("role") == "assistant"), default=None)
+            if not last: raise ValueError(f"ptx_data row {i}: no assistant reply after a prompt to learn")
+            prompt = (tok.apply_chat_template(ms[:last], add_generation_prompt=True, tokenize=False) if getattr(tok, "chat_template", None)
+                      else chat_prompts(tok, [ms[last - 1]["content"]])[0])
+            out.append((prompt, ms[last]["content"]))
+        elif isinstance(r.get("prompt"), str) and isinstance(r.get("completion"), str):
+            out.append((chat_prompts(tok, [r["prompt"]])[0], r["completion"]))  # a question and its reply, asked as PPO asks it
+        else: raise ValueError(f"ptx_data row {i} must have 'messages' or string 'prompt' and 'completion' (keys {sorted(r)})")
+    if not out: raise ValueError("ptx_data holds no rows")
+    return out
+
 @patch
 def ptx_loss(self:PPOTrainer, n:int) -> torch.Tensor:
     "Mean per-token negative log-likelihood of `n` random demonstrations (the PPO-ptx term)."
     idx = torch.randint(len(self.ptx_rows), (n,), generator=self.gen).tolist()
     q = [self.ptx_rows[i][0] for i in idx]; a = [render_completion(self.tok, self.ptx_rows[i][1]) for i in idx]
-    lp = completion_logprobs(self.policy, self.tok, chat_prompts(self.tok, q), a, grad=True)
+    lp = completion_logprobs(self.policy, self.tok, q, a, grad=True)
     n_tok = sum(len(self.tok(x, add_special_tokens=False)["input_ids"]) for x in a)
     return -lp.sum() / n_tok
 
@@ -577,7 +598,7 @@ def _warm(settings:dict):
     if settings.get("reward_model") is None:
         tiny_reward(RewardRunConfig(steps=settings["reward_steps"]) if settings.get("reward_steps") else None)
 
-@stage("ppo", PPOConfig, "RLHF with PPO against the reward model (written here)", order=110, inputs={"model": "sft", "reward_model": "reward"}, loop="own",
+@stage("ppo", PPOConfig, "RLHF with PPO against the reward model (written here)", order=110, inputs={"model": "sft", "reward_model": "reward", "ptx_data": "sft:data"}, loop="own",
        launch="config", profile={"steps": 20, "reward_steps": 200}, warm=_warm, check_launch=_check_launch, quick=dict(steps=2, batch_size=8, minibatch_size=4, ppo_epochs=1, max_new_tokens=4, eval_n_per_task=1, record=False, progress=False),
        no_4bit="our PPO has no quantization setting")
 def run_ppo(cfg:PPOConfig) -> Result:
