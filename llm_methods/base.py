@@ -252,9 +252,9 @@ def stand_in_model(size:str="qwen2-0.5b") -> str:
 
 def run_summary(r, key:str="loss") -> str:
     "One line for a `Result`: method, device, parameters trained, the first and last logged `key`, time, peak memory, score."
-    h = [x[key] for x in (r.extra.get("history") or []) if isinstance(x.get(key), (int, float))]
+    h = [x[key] for x in (r.history or []) if isinstance(x.get(key), (int, float))]
     curve = f"{key} {h[0]:.3f} -> {h[-1]:.3f} over {len(h)} logs; " if h else ""
-    train = r.extra.get("train_s")
+    train = r.train_s
     return (f"{r.method} on {r.device}: {r.trainable_params:,} of {r.total_params:,} parameters trained; {curve}"
             f"{'' if train is None else f'{train:.0f} s training, '}{r.wall_s:.0f} s in all; peak {r.peak_mem_mb / 1024:.1f} GiB; "
             f"score {r.score:.3f}")

@@ -94,10 +94,10 @@ def main(argv:list[str]|None=None):
     if hasattr(res, "failed"): return 1 if res.failed else 0  # `run` printed its own lines; a failed stage sets the status
     for r in (res if isinstance(res, list) else [res]):
         if isinstance(r, Result):
-            score = (f"held-out {r.score:.1%} {json.dumps({k: round(v, 3) for k, v in r.per_task.items()})}" if r.extra.get("heldout", True)
-                     else f"no held-out set (own data); final training loss {r.extra.get('final_loss') or float('nan'):.4g}")
+            score = (f"held-out {r.score:.1%} {json.dumps({k: round(v, 3) for k, v in r.per_task.items()})}" if r.n_scored != 0
+                     else f"no held-out set (own data); final training loss {r.final_loss or float('nan'):.4g}")
             print(f"{r.method}: {score} | trainable {r.trainable_params:,} of {r.total_params:,} | peak {r.peak_mem_mb:.0f} MiB | {r.wall_s:.0f} s")
-            if r.extra.get("saved_to"): print(f"saved to {r.extra['saved_to']}; load it with:\n  {r.extra['load_with']}")
+            if r.load_with: print(f"saved to {r.saved_to}; load it with:\n  {r.load_with}")
             elif hasattr(cfg, "output_dir") and not cfg.output_dir: print("(the trained model was not saved: set output_dir=DIR to keep it)")
     return 0 if res is not None else 1
 

@@ -379,7 +379,7 @@ def run_launch(cfg:LaunchConfig) -> int:
     if out["result"]:
         r = out["result"]
         print(f"llm_methods launch: rc={rc} in {time.time() - t0:.0f} s; {r['method']}: score {r['score']:.3f}, "
-              f"final loss {r['extra'].get('final_loss')}", flush=True)
+              f"final loss {r.get('final_loss')}", flush=True)
     elif rc: print(f"llm_methods launch: failed (rc={rc}); see {run / 'launch.log'}", file=sys.stderr, flush=True)
     return rc
 
@@ -443,7 +443,7 @@ def _worker(run_dir:str):
 def loss_curve(run:dict|str|Path) -> list[float]:
     "The logged training losses of a launched run (`read_run` output or its folder)."
     run = read_run(run) if not isinstance(run, dict) else run
-    return [h["loss"] for h in run["result"]["extra"]["history"]]
+    return [h["loss"] for h in run["result"]["history"]]
 
 # %% ../nbs/07_distributed.ipynb #1061ea7d
 def state_vs_prediction(run:dict) -> list[dict]:
@@ -502,7 +502,7 @@ def compat_cell(stage:str, engine:str, root:str|Path|None=None, rerun:bool=False
     except ValueError as err: return dict(status="n/a", text=f"refused: {err}")
     out, wall = read_run(d), round(time.time() - t0, 1)
     if rc == 0 and out["result"]:
-        hist = out["result"]["extra"].get("history") or []
+        hist = out["result"].get("history") or []
         h = [x["loss"] for x in hist if "loss" in x] or [x["loss"] for r in out["ranks"][:1] for x in r["log"] if "loss" in x]
         s = [x["score"] for x in hist if "score" in x]  # PPO logs the reward-model score, not a loss
         text = f"loss {h[0]:.2f}→{h[-1]:.2f}" if h else f"score {s[0]:.2f}→{s[-1]:.2f}" if s else "ran"

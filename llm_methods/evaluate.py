@@ -206,11 +206,33 @@ class Result:
     score_std: float|None = None # standard deviation of `score` across seeds, where a seed spread was measured
     gold_preferred: float|None = None # the gold judge's preferred-style rate on held-out questions (0..1)
     kl_from_sft: float|None = None # KL(model || SFT model) on held-out prompts, nats per answer token (0 for SFT)
-    extra: dict = field(default_factory=dict) # anything method-specific (perplexity, ranks, KL, ...)
+    answer_loss: float|None = None # cross-entropy of the held-out gold answers (nats per token): learning that exact match hides
+    final_loss: float|None = None # the last logged training loss
+    train_s: float|None = None # seconds of training alone (`wall_s` adds loading and scoring)
+    base_model: str|None = None # what the method started from: "tiny base" or a checkpoint
+    data: str|None = None # what it trained on: "tiny world" or a file
+    config_hash: str|None = None # `core.config_hash` of its settings: with method, model and data, the row's identity in the record
+    examples: dict = field(default_factory=dict) # a few held-out predictions per task: {task: [{prompt, answer, pred}]}
+    started_from: dict|None = None # what `llm_methods run` handed the stage from earlier stages (`Stage.inputs`)
+    saved_to: str|None = None # where the trained model (or adapter) was saved
+    load_with: str|None = None # the line of Python that loads it
+    history: list|None = field(default=None, repr=False) # the training log, one dict per logging step
+    extra: dict = field(default_factory=dict) # what only this method reports (e.g. PPO's beta, AdaLoRA's budget): JSON values, named in its notebook
     date: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
     @property
     def trainable_pct(self) -> float: return 100 * self.trainable_params / self.total_params if self.total_params else 0.0
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
+    def to_dict(self, history:bool=True) -> dict:
+        "The row as JSON-ready values (`history=False`: without the training log, as the result record keeps it)."
+        d = dataclasses.asdict(self)
+        if not history: d.pop("history")
+        return d
+    @classmethod
+    def from_dict(cls, d:dict) -> "Result":
+        "A row read back from JSON; rows written before these fields were typed kept them in `extra`, and are read the same."
+        d = dict(d); extra = dict(d.get("extra") or {}); names = {f.name for f in dataclasses.fields(cls)}
+        for k in names - {"extra"}:
+            if k in extra and d.get(k) is None: d[k] = extra.pop(k)
+        return cls(**{k: v for k, v in {**d, "extra": extra}.items() if k in names})
 
 def device_name(model=None) -> str:
     "A human-readable name of the device `model` lives on (or the default device)."
@@ -230,7 +252,7 @@ def results_path(path=None) -> Path: return Path(path) if path else home_dir() /
 
 def record_key(r:Result) -> tuple:
     "What makes two rows of the record the same experiment: method, model, data and the settings' hash (`core.config_hash`)."
-    return (r.method, r.extra.get("base_model"), r.extra.get("data"), r.extra.get("config_hash"))
+    return (r.method, r.base_model, r.data, r.config_hash)
 
 def record_result(res:Result, path:str|Path|None=None) -> Path:
     "Add `res` to the result record (replacing an earlier row of the same `record_key`); write atomically."
@@ -238,19 +260,19 @@ def record_result(res:Result, path:str|Path|None=None) -> Path:
     from filelock import FileLock
     with FileLock(str(p) + ".lock"):
         rows = [r for r in load_results(p) if record_key(r) != record_key(res)] + [res]
-        tmp = p.with_suffix(".tmp"); tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows)); tmp.replace(p)
+        tmp = p.with_suffix(".tmp"); tmp.write_text("".join(json.dumps(r.to_dict(history=False)) + "\n" for r in rows)); tmp.replace(p)
     return p
 
 def load_results(path:str|Path|None=None) -> list[Result]:
     "Every row of the result record."
     p = results_path(path)
     if not p.exists(): return []
-    return [Result(**json.loads(l)) for l in p.read_text().splitlines() if l.strip()]
+    return [Result.from_dict(json.loads(l)) for l in p.read_text().splitlines() if l.strip()]
 
 def results_table(results:list[Result]) -> str:
     "The comparison table as markdown: an optional column appears when some row has its value."
     tasks = sorted({t for r in results for t in r.per_task})
-    cols = [("± (seeds)", lambda r: r.score_std, ".1%"), ("answer loss", lambda r: r.extra.get("answer_loss"), ".2f"),
+    cols = [("± (seeds)", lambda r: r.score_std, ".1%"), ("answer loss", lambda r: r.answer_loss, ".2f"),
             ("preferred", lambda r: r.gold_preferred, ".0%"), ("KL from SFT", lambda r: r.kl_from_sft, ".3f"),
             ("steps", lambda r: r.steps, ","), ("tokens", lambda r: r.tokens, ","), ("lr", lambda r: r.lr, "g")]
     cols = [c for c in cols if any(c[1](r) is not None for r in results)]

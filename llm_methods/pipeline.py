@@ -59,9 +59,9 @@ def run_mlm(cfg:MLMStageConfig|None=None) -> list[Result]:
     r = run_pretrain(pc)
     b, x = r.extra["before"], r.extra
     common = dict(trainable_params=r.trainable_params, total_params=r.total_params, peak_mem_mb=r.peak_mem_mb, wall_s=r.wall_s,
-                  device=r.device, steps=cfg.steps, tokens=x.get("tokens"), lr=pc.lr, seed=cfg.seed)
+                  device=r.device, steps=cfg.steps, tokens=r.tokens, lr=pc.lr, seed=cfg.seed, final_loss=r.final_loss, train_s=r.train_s)
     rows = [Result(method="mlm", score=x["heldout_mlm_acc"], extra={"score_is": "held-out masked-token accuracy", "random_init": round(b["mlm_acc"], 4),
-                   "majority_token": round(x["heldout_mlm_majority"], 4), "n_masked": x["heldout_n_masked"], "history": x["history"]}, **common),
+                   "majority_token": round(x["heldout_mlm_majority"], 4), "n_masked": x["heldout_n_masked"]}, history=r.history, **common),
             Result(method="nsp", score=x["heldout_nsp_acc"], extra={"score_is": "held-out next-sentence accuracy (half the pairs are random: chance 50 %)",
                    "random_init": round(b["nsp_acc"], 4), "n_pairs": x["heldout_n_pairs"]}, **common)]
     if cfg.record:
@@ -175,7 +175,7 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
         done = out / s / "result.json"
         if done.exists() and not cfg.fresh:
             kept = json.loads(done.read_text()); kept = kept if isinstance(kept, list) else [kept]
-            results += [Result(**r) for r in kept]; say(f"{tag}  finished earlier, kept")
+            results += [Result.from_dict(r) for r in kept]; say(f"{tag}  finished earlier, kept")
             if bar: bar.update()
             continue
         if bar: bar.set_postfix_str(f"{s} ...")
@@ -195,11 +195,12 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
             continue
         took = {k: getattr(configs[s][0], k) for k in get_stage(s).inputs if getattr(configs[s][0], k, None) is not None}
         for r in got:  # what the stage started from (e.g. dpo: this run's SFT model), for the row's reader
-            if took: r.extra.setdefault("started_from", took)
-        hist = {r.method: r.extra.pop("history") for r in got if "history" in r.extra}
+            if took and r.started_from is None: r.started_from = took
+        hist = {r.method: r.history for r in got if r.history is not None}
         for r in got: r.extra = {k: v for k, v in r.extra.items() if _jsonable(v)}  # e.g. a stage hands its model back in `extra`
         if hist: write_atomic(out / s / "history.json", json.dumps(hist, default=float))
-        write_atomic(done, json.dumps([r.to_dict() for r in got] if len(got) > 1 else got[0].to_dict(), indent=1, default=float))
+        rows = [r.to_dict(history=False) for r in got]  # the training log goes to history.json
+        write_atomic(done, json.dumps(rows if len(rows) > 1 else rows[0], indent=1, default=float))
         results += got
         say(f"{tag}  " + ", ".join(f"{r.method} {r.score:.1%}" for r in got) + f"  ({time.perf_counter() - t0:.0f} s)")
         if bar: bar.update()
@@ -277,10 +278,9 @@ def seed_mean(rows:list[Result]) -> Result:
     pref = [r.gold_preferred for r in rows if r.gold_preferred is not None]
     extra = {**r0.extra, "seeds": [r.seed for r in rows], "seed_scores": sc, "seed_per_task": [r.per_task for r in rows],
              "seed_preferred": [r.gold_preferred for r in rows]}
-    hist = [r.extra.get("history") for r in rows]
-    if hist[0] is not None: extra["history"] = hist[0]  # seed 0's curve is the one drawn
+
     return dataclasses.replace(r0, score=statistics.fmean(sc), per_task=per_task, score_std=statistics.stdev(sc),
-                               gold_preferred=round(statistics.fmean(pref), 4) if pref else None, seed=None, extra=extra,
+                               gold_preferred=round(statistics.fmean(pref), 4) if pref else None, seed=None, extra=extra,  # seed 0's history is drawn
                                wall_s=round(sum(r.wall_s for r in rows), 1))
 
 def findings(results:list[Result]) -> str:

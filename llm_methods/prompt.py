@@ -231,8 +231,6 @@ def run_prompt_method(cfg:PromptRunConfig) -> Result:
         res = finish_result(cfg.method, pm, tok, cfg, m, info, record=cfg.record, peft_method=cfg.peft_method,
                             num_virtual_tokens=cfg.num_virtual_tokens, lr=cfg.lr, steps=cfg.steps)
         save_final(cfg, pm, tok, res, man)  # the prompt-learning adapter: PeftModel.from_pretrained(base, output_dir)
-    res.extra["history"] = info["history"]
-    res.extra["model"] = pm  # not serialised by record_result (it writes before this); handy in notebooks
     return res
 
 _PROMPT = dict(seeded=True, launch="config", warm=warm_tiny_base)

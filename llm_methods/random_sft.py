@@ -150,11 +150,11 @@ def run_random_sft(cfg:RandomSFTConfig):
     tokens = max([h.get("num_tokens", 0) for h in trainer.state.log_history] or [0])
     fpt = config_flops_per_token(mcfg, cfg.max_length)
     res = make_result(cfg.method, EvalReport(score=0.0, per_task={}, n=0), None, m, trainable_params=n_params, total_params=n_params,
+                      train_s=round(train_s, 2), final_loss=hist.logs[-1]["loss"] if hist.logs else None, history=hist.logs,
                       extra=dict(shape=cfg.shape, world_size=args.world_size, deepspeed=cfg.deepspeed, steps=cfg.steps,
-                                 tokens=tokens, train_s=round(train_s, 2), tokens_per_s=round(tokens / train_s, 1) if tokens else None,
+                                 tokens=tokens, tokens_per_s=round(tokens / train_s, 1) if tokens else None,
                                  steady_tokens_per_s=round(clock.steps * cfg.batch_size * cfg.max_length * args.world_size / clock.seconds, 1) if clock.seconds else None,
-                                 flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, history=hist.logs,
-                                 final_loss=hist.logs[-1]["loss"] if hist.logs else None, profile=prof or None, zero3_leaf_modules=leaves,
+                                 flops_per_token=fpt, bf16=bool(args.bf16), gradient_checkpointing=gc, profile=prof or None, zero3_leaf_modules=leaves,
                                  cuda_peak_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if dev.type == "cuda" else None))
     if cfg.record: record_result(res)
     return res

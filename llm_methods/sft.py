@@ -239,9 +239,7 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
                   **extra) -> Result:
     "Score, build and (optionally) record the `Result` of a supervised method, with the predicted training memory."
     rep = score_heldout(model, tok, cfg)
-    if rep is None: extra["heldout"] = False  # the user's own data: no held-out set to score (not "0 %")
-    rep = rep or EvalReport(score=0.0, per_task={}, n=0)
-    extra.update(base_model=cfg.model or "tiny base", data=cfg.data or "tiny world", config_hash=config_hash(cfg))
+    rep = rep or EvalReport(score=0.0, per_task={}, n=0)  # the user's own data: no held-out set (n_scored 0, not "0 %")
     last = info["history"][-1]["loss"] if info.get("history") else None
     examples = {}  # a few predictions per task, so a result row can be read, not only counted
     for r in rep.rows:
@@ -250,12 +248,13 @@ def finish_result(method:str, model, tok, cfg, meter:Meter, info:dict, record:bo
     pred = predicted_train_mem_mb(model, tok, rows, cfg, dtype_bytes=next(model.parameters()).element_size())
     if cfg.data is None and getattr(tok, "chat_template", None):  # the held-out answers' cross-entropy: shows learning that exact match (all or nothing) hides
         items = tiny_world().heldout(tasks=["fact", "add", "rev"], n_per_task=cfg.eval_n_per_task)
-        extra.setdefault("answer_loss", round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4))
+        ans_loss = round(answer_loss(model, tok, [{"prompt": it["question"], "completion": it["answer"]} for it in items]), 4)
+    else: ans_loss = None
     st = getattr(info.get("trainer"), "state", None)  # what the optimizer saw: steps and non-padding tokens (prompt and answer)
     res = make_result(method, rep, model, meter, predicted_mem_mb=pred, steps=getattr(st, "global_step", None),
                       tokens=getattr(st, "num_input_tokens_seen", None) or None, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl_from_sft,
-                      extra={"final_loss": last, "train_s": round(info.get("train_s", 0), 1),
-                                                                           "examples": examples, **extra})
+                      answer_loss=ans_loss, final_loss=last, train_s=round(info.get("train_s", 0), 1), base_model=cfg.model or "tiny base",
+                      data=cfg.data or "tiny world", config_hash=config_hash(cfg), examples=examples, history=info.get("history"), extra=extra)
     if record: record_result(res)
     return res
 
@@ -275,9 +274,9 @@ def save_final(cfg, model, tok, res:Result, man:dict):
                 f"  # adapter on {base!r}")
     else: load = f"from transformers import AutoModelForCausalLM; model = AutoModelForCausalLM.from_pretrained({str(out)!r})"
     man.update(base_model=base, data=cfg.data or "the tiny world's instructions", data_fingerprint=files_hash(cfg.data) if cfg.data else None,
-               metrics={"score": res.score if res.extra.get("heldout", True) else None, "per_task": res.per_task,
-                        "final_loss": res.extra.get("final_loss")}, load=load)
-    res.extra.update(saved_to=str(out), load_with=load)
+               metrics={"score": res.score if res.n_scored else None, "per_task": res.per_task,
+                        "final_loss": res.final_loss}, load=load)
+    res.saved_to, res.load_with = str(out), load
 
 @stage("sft", SFTRunConfig, "supervised instruction fine-tuning, all parameters (TRL SFTTrainer)", order=20, seeded=True,
        launch="config", warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False),
@@ -293,7 +292,6 @@ def run_sft(cfg:SFTRunConfig) -> Result:
         res = finish_result(cfg.method, info["model"], tok, cfg, m, info, record=cfg.record, rows=rows, kl_from_sft=0.0)  # the RLHF rows' reference
         save_final(cfg, info["model"], tok, res, man)
         if cfg.model is None: fill_sft_cache(cfg, info["model"], tok, info, res)  # the RLHF stages start from this model
-    res.extra["history"] = info["history"]
     return res
 
 # %% ../nbs/02_sft.ipynb #5f7c2e11

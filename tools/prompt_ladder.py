@@ -63,8 +63,8 @@ st = get_stage(stage)
 cfg = from_dict(st.config, kw)
 t0 = time.perf_counter(); r = st.run(cfg)
 print("RESULT " + json.dumps(dict(kind="run", **meta, method=stage, lr=kw["lr"], seed=kw["seed"], steps=kw["steps"], score=r.score,
-      per_task=r.per_task, preferred=r.gold_preferred, trainable_params=r.trainable_params, answer_loss=r.extra.get("answer_loss"),
-      final_loss=r.extra.get("final_loss"), device=r.device, seconds=round(time.perf_counter() - t0, 1))))
+      per_task=r.per_task, preferred=r.gold_preferred, trainable_params=r.trainable_params, answer_loss=r.answer_loss,
+      final_loss=r.final_loss, device=r.device, seconds=round(time.perf_counter() - t0, 1))))
 """
 
 def _call(code, *args):

@@ -161,7 +161,7 @@ def run_adalora(cfg:AdaLoraRunConfig) -> Result:
                             steps=cfg.steps, ranks=ranks, init_budget=ra.init_bgt, target_budget=ra.target_bgt)
         save_final(cfg, model, tok, res, man)
     if cfg.record: record_result(res)
-    res.extra.update(history=info["history"], budget=info["callback"].budget, schedule=cfg.schedule())
+    res.extra.update(budget=info["callback"].budget, schedule=cfg.schedule())
     return res
 
 # %% ../../nbs/03b_adalora.ipynb #9a111198

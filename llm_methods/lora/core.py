@@ -168,7 +168,6 @@ def run_lora(cfg:LoraRunConfig) -> Result:
         if not cfg.merge: res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "lora", 2 if info["trainer"].args.bf16 else 4)
         save_final(cfg, model, tok, res, man)  # the adapter (or, merged, the whole model) to output_dir
     if cfg.record: record_result(res)
-    res.extra["history"] = info["history"]
     return res
 
 # %% ../../nbs/03_lora.ipynb #f9ee867d

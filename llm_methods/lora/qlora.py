@@ -211,7 +211,6 @@ def run_qlora(cfg:QLoraRunConfig) -> Result:
         if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
         save_final(cfg, model, tok, res, man)  # the adapter; it loads onto the 16-bit or a 4-bit base
     if cfg.record: record_result(res)
-    res.extra["history"] = info["history"]
     return res
 
 # %% ../../nbs/03a_qlora.ipynb #2893b638

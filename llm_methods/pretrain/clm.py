@@ -277,9 +277,10 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
             rep = EvalReport(score=0.0, per_task={}, n=0)
     hist = info["history"]
     extra = dict(objective="clm", model=cfg.model, perplexity=round(ppl, 4), heldout_loss=round(math.log(ppl), 4),
-                 first_loss=hist[0]["loss"] if hist else None, final_loss=hist[-1]["loss"] if hist else None,
-                 history=hist, train_s=round(info["train_s"], 2), **_throughput(model, tok, cfg, info["tokens"], info["train_s"]))
-    res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), extra=extra)
+                 first_loss=hist[0]["loss"] if hist else None, **_throughput(model, tok, cfg, info["tokens"], info["train_s"]))
+    res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1),
+                      final_loss=hist[-1]["loss"] if hist else None, train_s=round(info["train_s"], 2), history=hist,
+                      data=cfg.data, saved_to=cfg.output_dir, extra=extra)
     if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
     if cfg.record: record_result(res)
     return res

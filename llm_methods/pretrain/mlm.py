@@ -164,9 +164,10 @@ def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list
     rep = EvalReport(score=after["mlm_acc"], per_task={}, n=after["n_masked"])
     hist = info["history"]
     extra = dict(objective="mlm", nsp=cfg.nsp, **{f"heldout_{k}": v for k, v in after.items()}, before=before,
-                 first_loss=hist[0]["loss"] if hist else None, final_loss=hist[-1]["loss"] if hist else None, history=hist,
-                 train_s=round(info["train_s"], 2), tokens=info["tokens"], tokens_per_s=round(info["tokens"] / info["train_s"], 1))
-    res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), extra=extra)
+                 first_loss=hist[0]["loss"] if hist else None, tokens_per_s=round(info["tokens"] / info["train_s"], 1))
+    res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), tokens=info["tokens"],
+                      final_loss=hist[-1]["loss"] if hist else None, train_s=round(info["train_s"], 2), history=hist,
+                      base_model=cfg.model or "random init", saved_to=cfg.output_dir, extra=extra)
     if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
     if cfg.record: record_result(res)
     return res

@@ -189,11 +189,10 @@ def run_dpo(cfg:DPORunConfig) -> Result:
         out = pol.merge_and_unload() if cfg.lora_r else pol
         save_pretrained_atomic(cfg.output_dir, out, tok)
     kl = kl_from_start(pol, tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task)) if cfg.data is None else None
-    res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+    res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, train_s=round(info["train_s"], 1),
+                      final_loss=info["history"][-1]["loss"] if info["history"] else None, history=info["history"], extra={
         "beta": cfg.beta, "sft_weight": cfg.sft_weight, "lora_r": cfg.lora_r,
         "heldout_implicit_acc": imp["accuracy"] if imp else None, "chosen_logp_change": imp["chosen_logp_change"] if imp else None,
-        "models_in_memory": 1 if cfg.lora_r else 2, "train_s": round(info["train_s"], 1),
-        "final_loss": info["history"][-1]["loss"] if info["history"] else None})
+        "models_in_memory": 1 if cfg.lora_r else 2})
     if cfg.record: record_result(res)
-    res.extra["history"] = info["history"]
     return res

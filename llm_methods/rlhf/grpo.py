@@ -137,10 +137,10 @@ def run_grpo(cfg:GRPORunConfig) -> Result:
         save_pretrained_atomic(cfg.output_dir, out, tok)
     h = info["history"]
     kl = kl_from_start(info["model"], tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task))
-    res = make_result(cfg.method, rep, info["model"], m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+    res = make_result(cfg.method, rep, info["model"], m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
+                      train_s=round(info["train_s"], 1), history=h, extra={
         "reward": "exact match + style (programmatic: GRPO_REWARDS)", "num_generations": cfg.num_generations, "beta": cfg.beta,
         "train_reward_first": h[0].get("reward") if h else None, "train_reward_last": h[-1].get("reward") if h else None,
-        "models_in_memory": 1 if cfg.beta == 0 else 2, "train_s": round(info["train_s"], 1)})
+        "models_in_memory": 1 if cfg.beta == 0 else 2})
     if cfg.record: record_result(res)
-    res.extra["history"] = h
     return res

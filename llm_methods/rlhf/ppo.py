@@ -626,18 +626,18 @@ def run_ppo(cfg:PPOConfig) -> Result:
     rep = end["report"] if end else EvalReport(score=0.0, per_task={}, n=0)
     last = hist[-1] if hist else {}
     kl = kl_from_start(trainer.policy, tok, cfg.model, items) if items else None
-    res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, extra={
+    res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
+                      train_s=round(sum(h["time_s"] for h in hist), 1), saved_to=cfg.output_dir, history=hist, extra={
         "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
         "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,
         "start_exact_match": start["exact_match"] if start else None, "lora_r": cfg.lora_r,
-        "models_in_memory": 2 if cfg.lora_r else 3, "train_s": round(sum(h["time_s"] for h in hist), 1)})
+        "models_in_memory": 2 if cfg.lora_r else 3})
     if trainer.acc is not None:  # every rank's weights, summarised: equal when the ranks trained one policy together
         fp = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()]) for p in trainer.params]).sum(0)
         res.extra.update(world_size=_world()[1], engine=str(trainer.acc.distributed_type).split(".")[-1],
                          optimizer_class=type(getattr(trainer.opt, "optimizer", trainer.opt)).__name__,
                          rank_weight_fingerprints=_gather(fp.to(trainer.device)[None]).cpu().tolist())
     if cfg.record: record_result(res)
-    res.extra["history"] = hist
     return res
 
 # %% ../../nbs/06b_ppo.ipynb #97c2927d

@@ -229,9 +229,10 @@ def run_reward(cfg:RewardRunConfig) -> Result:
         model, tok = tiny_reward(cfg, device=cfg.device)
         rec = reward_info(cfg); acc = pairwise_accuracy(model, tok, tiny_world().preferences("heldout", kind=cfg.pairs))
         rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
-        res = make_result(cfg.method, rep, model, None, wall_s=round(rec["wall_s"], 1), peak_mem_mb=round(rec["peak_mem_mb"], 1), extra={
+        res = make_result(cfg.method, rep, model, None, wall_s=round(rec["wall_s"], 1), peak_mem_mb=round(rec["peak_mem_mb"], 1),
+                          final_loss=rec["history"][-1]["loss"], train_s=round(rec["train_s"], 1), history=rec["history"], extra={
             "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
-            "final_loss": rec["history"][-1]["loss"], "train_s": round(rec["train_s"], 1), "cached": str(reward_path(cfg)),
+            "cached": str(reward_path(cfg)),
             "extra_layers": cfg.n_extra, "models_in_memory": 1})
         if cfg.record: record_result(res)
         return res
@@ -245,10 +246,9 @@ def run_reward(cfg:RewardRunConfig) -> Result:
     if cfg.output_dir:
         save_pretrained_atomic(cfg.output_dir, info["model"], tok)
     rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
-    res = make_result(cfg.method, rep, info["model"], m, extra={
+    res = make_result(cfg.method, rep, info["model"], m, final_loss=info["history"][-1]["loss"] if info["history"] else None,
+                      train_s=round(info["train_s"], 1), saved_to=cfg.output_dir, history=info["history"], extra={
         "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
-        "final_loss": info["history"][-1]["loss"] if info["history"] else None, "train_s": round(info["train_s"], 1),
-        "pairs": len(rows), "saved_to": cfg.output_dir})
+        "pairs": len(rows)})
     if cfg.record: record_result(res)
-    res.extra["history"] = info["history"]
     return res
