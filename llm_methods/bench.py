@@ -4,74 +4,59 @@
 
 # %% ../nbs/10_bench.ipynb #e3a368a3
 from __future__ import annotations
-import os, sys, json, math, time, argparse, dataclasses, datetime, platform, warnings, gc
+import os, sys, json, math, time, argparse, dataclasses, datetime, platform, warnings, gc, tempfile, inspect
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import sdpa_kernel, SDPBackend
 
-from .core import count_params
-from .pretrain.compute import predict_memory_for
+# the package first: `core` sets the logging filters for bitsandbytes' import-time notices, and peft/Trainer import it
+from .core import count_params, home_dir
+from .pretrain.compute import predict_memory_for, param_counts, config_flops_per_token, attention_flops, mfu
+from .pretrain.compute import GPU_PEAK_TFLOPS, LLAMA_LINEAR, TINYLLAMA_1B, LLAMA_65B
 from .lora.qlora import quantized_nbytes
 from .base import tiny_base
 from .rlhf.ppo import PPOTrainer, PPOConfig
 from .distributed import launch, read_run, _error_line
-from .core import home_dir
+from .random_sft import ZERO_FAST, ZERO3_FAST
+
+import transformers
+from transformers import (LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, Trainer, TrainingArguments,
+                          TrainerCallback)
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRMSNorm, LlamaRotaryEmbedding
+import peft
+from peft import LoraConfig, get_peft_model
+from tqdm.auto import tqdm
+import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['SHAPES', 'PEAK_BF16_FLOPS', 'BATCHES', 'LORA_ALL_LINEAR', 'ZERO_RUNS', 'llama_config', 'param_counts',
-           'flops_per_token', 'mfu', 'fused_linear_cross_entropy', 'base_causal_lm', 'fast_causal_lm_loss',
-           'compile_for_training', 'BenchConfig', 'set_sdpa_backend', 'build_model', 'probe_batch', 'run_bench',
-           'probe_attention', 'build_llama_4bit', 'checkpoint_layers', 'run_qlora_bench', 'run_ppo_bench',
-           'run_zero_bench', 'zero_scaling', 'zero_table', 'main', 'load_bench', 'bench_table', 'plot_bench']
+__all__ = ['SHAPES', 'MFU_GPU', 'BATCHES', 'ZERO_RUNS', 'llama_config', 'fused_linear_cross_entropy', 'base_causal_lm',
+           'fast_causal_lm_loss', 'compile_for_training', 'BenchConfig', 'set_sdpa_backend', 'build_model',
+           'probe_batch', 'run_bench', 'probe_attention', 'build_llama_4bit', 'checkpoint_layers', 'run_qlora_bench',
+           'run_ppo_bench', 'run_zero_bench', 'zero_scaling', 'zero_table', 'main', 'load_bench', 'bench_table',
+           'plot_bench']
 
 # %% ../nbs/10_bench.ipynb #5d65b971
 SHAPES = {  # Llama shapes used by the benchmarks (untied embeddings, like TinyLlama and Llama-1)
-    "1b":   dict(hidden_size=2048, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
-                 intermediate_size=5632, vocab_size=32000),                     # TinyLlama-1.1B
-    "65b":  dict(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=64,
-                 intermediate_size=22016, vocab_size=32000),                    # Llama-1 65B
+    "1b":   TINYLLAMA_1B,                                                       # TinyLlama-1.1B (01_pretrain)
+    "65b":  LLAMA_65B,                                                          # Llama-1 65B (01_pretrain)
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=160, vocab_size=512),                        # CPU smoke test
 }
-PEAK_BF16_FLOPS = 989e12  # dense bf16 tensor-core peak of H100/H200 SXM (datasheet), the MFU denominator
+MFU_GPU = "H100-SXM"  # the MFU denominator: this key's GPU_PEAK_TFLOPS, 989 TFLOP/s dense bf16 (the H200 SXM's too)
 
 def llama_config(shape:str="1b", # a key of `SHAPES`
                  max_len:int=2048, # longest sequence (rotary positions)
                  **overrides):
     "A `LlamaConfig` of a benchmark shape, SDPA attention, untied head."
-    from transformers import LlamaConfig
     if shape not in SHAPES: raise ValueError(f"shape={shape!r} is unknown; use one of {sorted(SHAPES)}")
     kw = dict(SHAPES[shape], max_position_embeddings=max_len, tie_word_embeddings=False, use_cache=False)
     kw.update(overrides)
     cfg = LlamaConfig(**kw)
     cfg._attn_implementation = "sdpa"
     return cfg
-
-def param_counts(cfg) -> dict:
-    "Parameter counts of a Llama config, by formula: total, input embedding, and the rest."
-    d, L, V, f = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size, cfg.intermediate_size
-    hd = d // cfg.num_attention_heads; kv = cfg.num_key_value_heads * hd
-    layer = d*d + 2*d*kv + d*d + 3*d*f + 2*d          # q, k+v, o, gate/up/down, two RMSNorms
-    head = 0 if cfg.tie_word_embeddings else V*d
-    total = V*d + L*layer + d + head
-    return dict(total=total, embedding=V*d, non_embedding=total - V*d, per_layer=layer)
-
-def flops_per_token(cfg, seq:int, # sequence length T
-                    lora_params:int=0, # trainable LoRA parameters (0 = full training)
-                    kind:str="6N", # "6N" (the issue's MFU) or "palm" (6N without the embedding lookup + 12·L·d·T)
-                   ) -> float:
-    "Training FLOPs per token (forward + backward)."
-    pc = param_counts(cfg)
-    if kind == "6N": n = pc["total"]; attn = 0
-    elif kind == "palm": n = pc["non_embedding"]; attn = 12 * cfg.num_hidden_layers * cfg.hidden_size * seq
-    else: raise ValueError(f"kind={kind!r}: use '6N' or 'palm'")
-    if lora_params: return 4*n + 6*lora_params + attn   # frozen weights: no weight gradient (2N fewer)
-    return 6*n + attn
-
-def mfu(tokens_per_s:float, flops_tok:float, peak:float=PEAK_BF16_FLOPS) -> float:
-    "Model FLOPs utilisation: achieved model FLOP/s over the peak."
-    return tokens_per_s * flops_tok / peak
 
 # %% ../nbs/10_bench.ipynb #105256b8
 class _ChunkedLinearCE(torch.autograd.Function):
@@ -218,12 +203,10 @@ def set_sdpa_backend(name:str # "default" (PyTorch's own priority), "flash", "cu
 
 def build_model(cfg:BenchConfig, dev:torch.device):
     "The benchmark's model on `dev`: random-init Llama of `cfg.shape`, PEFT LoRA on all linear layers for `which='lora'`."
-    from transformers import LlamaForCausalLM
     torch.manual_seed(cfg.seed)
     with torch.device(dev): model = LlamaForCausalLM(llama_config(cfg.shape, max_len=cfg.seq))
     if cfg.master == "bf16": model.to(torch.bfloat16)   # the fp32 copy lives in the optimizer (`_make_step`)
     if cfg.which == "lora":
-        from peft import LoraConfig, get_peft_model
         if cfg.variant != "peer": model.to(torch.bfloat16)   # frozen base in bf16: no fp32 copy, no per-step casts
         lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
         model = get_peft_model(model, lcfg)                  # PEFT keeps the adapter weights in fp32
@@ -293,8 +276,6 @@ class _RandomTokens(torch.utils.data.Dataset):
 # %% ../nbs/10_bench.ipynb #a98c2ba9
 def _run_peer(model, cfg:BenchConfig, dev, batch:int, vocab:int) -> dict:
     "Train with the plain 🤗 Trainer (bf16 autocast on CUDA, its default fused AdamW) and clock the timed steps."
-    import tempfile
-    from transformers import Trainer, TrainingArguments, TrainerCallback
     n_steps = cfg.warmup + cfg.steps
     clock = {}
     class Clock(TrainerCallback):
@@ -358,12 +339,8 @@ def _append_jsonl(out:str|Path|None, row:dict):
     with open(out, "a") as f: f.write(json.dumps(row) + "\n")
 
 def _versions() -> dict:
-    import transformers
-    v = dict(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
-    try:
-        import peft; v["peft"] = peft.__version__
-    except ImportError: pass
-    return v
+    return dict(torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
+                peft=peft.__version__)
 
 def run_bench(cfg:BenchConfig, command:str|None=None # the command line that asked for it, stored with the result
              ) -> dict:
@@ -387,9 +364,12 @@ def run_bench(cfg:BenchConfig, command:str|None=None # the command line that ask
     mcfg = base_causal_lm(model).config
     lora = trainable if cfg.which == "lora" else 0
     tok_s = res["batch"] * cfg.seq / res["step_s"]
-    f6, fp = flops_per_token(mcfg, cfg.seq, lora), flops_per_token(mcfg, cfg.seq, lora, kind="palm")
+    f6 = config_flops_per_token(mcfg, cfg.seq, lora_params=lora, kind="6N")   # the issue's MFU: every parameter, no attention
+    fp = config_flops_per_token(mcfg, cfg.seq, lora_params=lora, kind="palm")  # PaLM's: no input embedding, attention added
+    peak = GPU_PEAK_TFLOPS[MFU_GPU]
     out = dict(which=cfg.which, variant=cfg.variant, shape=cfg.shape, seq=cfg.seq, **res,
-               tokens_per_step=res["batch"] * cfg.seq, tokens_per_s=tok_s, mfu=mfu(tok_s, f6), mfu_palm=mfu(tok_s, fp),
+               tokens_per_step=res["batch"] * cfg.seq, tokens_per_s=tok_s,
+               mfu=mfu(tok_s, f6, peak_tflops=peak), mfu_palm=mfu(tok_s, fp, peak_tflops=peak),
                flops_per_token_6N=f6, trainable_params=trainable, total_params=total, attn=cfg.attn,
                compiled=cfg.variant == "ours", oom_retries=ooms, **probe,
                device=_device_name(dev), date=_now(),
@@ -402,14 +382,13 @@ def probe_attention(shape:str="1b", seq:int=2048, batch:int=8, reps:int=20,
                     backends=("flash", "cudnn", "efficient"), out:str|None=None) -> list[dict]:
     "Time causal SDPA forward+backward per backend at a model's attention shape (CUDA only); unsupported ones are reported."
     if not torch.cuda.is_available(): raise RuntimeError("probe_attention needs CUDA")
-    from torch.nn.attention import sdpa_kernel, SDPBackend
     c = llama_config(shape, max_len=seq); H, KV = c.num_attention_heads, c.num_key_value_heads
     D = c.hidden_size // H; dev = torch.device("cuda")
     names = dict(flash=SDPBackend.FLASH_ATTENTION, cudnn=SDPBackend.CUDNN_ATTENTION, efficient=SDPBackend.EFFICIENT_ATTENTION)
     q = torch.randn(batch, H, seq, D, device=dev, dtype=torch.bfloat16, requires_grad=True)     # (B, H, T, D)
     k = torch.randn(batch, KV, seq, D, device=dev, dtype=torch.bfloat16, requires_grad=True)    # (B, KV, T, D)
     v = torch.randn_like(k, requires_grad=True); go = torch.randn_like(q)
-    flops = 7 * batch * H * seq * seq * D
+    flops = attention_flops(batch, H, seq, D)   # causal, forward + backward: 7·B·H·T²·D
     rows = []
     for name in backends:
         row = dict(which="attn", backend=name, shape=shape, seq=seq, batch=batch, device=torch.cuda.get_device_name(dev))
@@ -433,17 +412,12 @@ def probe_attention(shape:str="1b", seq:int=2048, batch:int=8, reps:int=20,
     return rows
 
 # %% ../nbs/10_bench.ipynb #7ca13e47
-LORA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
 def build_llama_4bit(cfg, # a `LlamaConfig` (see `llama_config`)
                      device:str="cuda", quant_type:str="nf4", double_quant:bool=True,
                      compute_dtype:torch.dtype=torch.bfloat16, # dtype of the dequantized matmuls, embeddings, norms and head
                      seed:int=0, progress:bool=False):
     "A random-init Llama built layer by layer straight into bitsandbytes 4-bit: at most one decoder layer is ever in 32-bit."
-    import bitsandbytes as bnb
-    from torch import nn
-    from transformers import LlamaForCausalLM
-    from transformers.models.llama import modeling_llama as ml
+    import bitsandbytes as bnb  # optional: 4-bit kernels, needed by the QLoRA bench only
     dev = torch.device(device); torch.manual_seed(seed)
     d, V = cfg.hidden_size, cfg.vocab_size
     with torch.device("meta"): model = LlamaForCausalLM(cfg)      # the skeleton: no memory anywhere
@@ -451,13 +425,12 @@ def build_llama_4bit(cfg, # a `LlamaConfig` (see `llama_config`)
     with torch.device(dev):
         inner.embed_tokens = nn.Embedding(V, d, dtype=compute_dtype); nn.init.normal_(inner.embed_tokens.weight, std=0.02)
         model.lm_head = nn.Linear(d, V, bias=False, dtype=compute_dtype); nn.init.normal_(model.lm_head.weight, std=0.02)
-        inner.norm = ml.LlamaRMSNorm(d, eps=cfg.rms_norm_eps).to(compute_dtype)
-        inner.rotary_emb = ml.LlamaRotaryEmbedding(config=cfg)
+        inner.norm = LlamaRMSNorm(d, eps=cfg.rms_norm_eps).to(compute_dtype)
+        inner.rotary_emb = LlamaRotaryEmbedding(config=cfg)
     it = range(cfg.num_hidden_layers)
-    if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc="layers -> 4-bit")
+    if progress: it = tqdm(it, desc="layers -> 4-bit")
     for i in it:
-        with torch.device(dev): layer = ml.LlamaDecoderLayer(cfg, i)   # fp32, nn.Linear's default init
+        with torch.device(dev): layer = LlamaDecoderLayer(cfg, i)   # fp32, nn.Linear's default init
         for parent in list(layer.modules()):
             for name, lin in list(parent.named_children()):
                 if type(lin) is not nn.Linear: continue
@@ -525,8 +498,7 @@ def run_qlora_bench(shape:str="65b", # a key of SHAPES
                     deadline_s:float|None=None, # skip a seq when less than this many seconds are left since the start
                     device:str|None=None, out:str|None=None, progress:bool=False) -> list[dict]:
     "QLoRA training steps of a big random Llama on ONE GPU: NF4 + double quantization, LoRA on all linear layers, our layer checkpointing, fused loss, paged AdamW."
-    import bitsandbytes as bnb
-    from peft import LoraConfig, get_peft_model
+    import bitsandbytes as bnb  # optional: 4-bit kernels and paged optimizers, needed by the QLoRA bench only
     t_start = time.perf_counter()
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
@@ -542,12 +514,12 @@ def run_qlora_bench(shape:str="65b", # a key of SHAPES
     model = build_llama_4bit(mcfg, dev, compute_dtype=torch.bfloat16 if cuda else torch.float32, progress=progress)
     _sync(dev); build_s = time.perf_counter() - t0; build_peak = _peak(dev) / 2**30
     qbytes = quantized_nbytes(model)
-    model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=list(LORA_ALL_LINEAR),
+    model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules=list(LLAMA_LINEAR),
                                              lora_dropout=0.0, task_type="CAUSAL_LM"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = opts[optim](params, lr=1e-4)
-    trainable = sum(p.numel() for p in params)
+    trainable = count_params(model)[0]
     common = dict(which="qlora", shape=shape, batch=1, lora_r=lora_r, optim=optim, mem_cap_gib=mem_cap_gib,
                   build_s=build_s, build_peak_gib=build_peak, quantized=qbytes, trainable_params=trainable,
                   device=_device_name(dev), **_versions())
@@ -592,7 +564,6 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
                   lora_r:int=0, # 0: full fine-tuning with a frozen reference copy; > 0: LoRA, reference = adapters off
                   device:str|None=None, out:str|None=None) -> dict:
     "Throughput of our PPO (`rlhf.ppo.PPOTrainer`) on one GPU: a rollout + update iteration split into generation, scoring and training."
-    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")); cuda = dev.type == "cuda"
     _, tok = tiny_base()
     mcfg = llama_config(shape, max_len=1024, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
@@ -622,7 +593,7 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
     step_s = sum(tot[warmup:]) / steps
     gen_s, learn_s = clock["generate"] / steps, clock["learn"] / steps
     reply = sum(r["reply_len"] for r in recs[warmup:]) / steps
-    res = dict(which="ppo", shape=shape, policy_params=sum(p.numel() for p in policy.parameters()), lora_r=lora_r,
+    res = dict(which="ppo", shape=shape, policy_params=count_params(policy)[1], lora_r=lora_r,
                batch_size=batch_size, minibatch_size=minibatch_size, ppo_epochs=ppo_epochs, max_new_tokens=max_new_tokens,
                mean_reply_tokens=reply, step_s=step_s, generate_s=gen_s, learn_s=learn_s, score_ref_s=step_s - gen_s - learn_s,
                generate_share=gen_s / step_s, gen_tokens_per_s=batch_size * reply / gen_s,
@@ -633,7 +604,6 @@ def run_ppo_bench(shape:str="1b", # policy (and reward model) shape, a key of SH
     return res
 
 # %% ../nbs/10_bench.ipynb #42800b0f
-from .random_sft import ZERO_FAST, ZERO3_FAST
 ZERO_RUNS = {  # name -> (DeepSpeed config, GPUs, 'ds.' settings, random-sft settings)
     "1gpu": (None, 1, {}, {}),
     "1gpu-zero2": ("zero2", 1, {}, {}),
@@ -667,7 +637,7 @@ def run_zero_bench(shape:str="1b", # a key of random_sft.LLAMA_SHAPES
         r = read_run(d); res = r["result"] or {}; x = res.get("extra") or {}
         row = dict(which="zero", run=name, deepspeed=ds, gpus=gpus, ds_overrides=dso, settings=so, rc=rc, shape=shape, seq=seq, batch=batch,
                    steps=steps, launch_s=round(time.time() - t0, 1), steady_tokens_per_s=x.get("steady_tokens_per_s"),
-                   tokens_per_s=x.get("tokens_per_s"), final_loss=x.get("final_loss"), profile=x.get("profile"),
+                   tokens_per_s=x.get("tokens_per_s"), final_loss=res.get("final_loss"), profile=x.get("profile"),
                    peak_gb_per_gpu=[round(k["cuda_peak_mb"] / 1024, 1) for k in r["ranks"] if k.get("cuda_peak_mb")],
                    device=res.get("device"), date=_now(), command=(d / "command.txt").read_text().strip(), **_versions())
         if rc: row["error"] = _error_line((d / "launch.log").read_text(errors="replace"))
@@ -723,7 +693,6 @@ def main(argv:list[str]|None=None):
 
 def _main_fn(argv:list[str]):
     "`qlora`, `ppo` and `zero`: every keyword of `run_qlora_bench` / `run_ppo_bench` / `run_zero_bench` is a flag (tuples as comma lists)."
-    import inspect
     fn = dict(qlora=run_qlora_bench, ppo=run_ppo_bench, zero=run_zero_bench)[argv[0]]
     ap = argparse.ArgumentParser(prog=f"python -m llm_methods.bench {argv[0]}", description=fn.__doc__)
     conv = {"int": int, "float": float, "str": str}
@@ -774,7 +743,6 @@ def bench_table(rows:list[dict]) -> str:
 
 def plot_bench(rows:list[dict], title:str=""):
     "Bars of tokens/s (with MFU) and peak memory per run."
-    import matplotlib.pyplot as plt
     rows = _sorted(rows)
     names = [f"{r['which']}\n{_label(r)}" for r in rows]
     colors = ["tab:gray" if r["variant"] == "peer" else "tab:orange" if r["variant"] == "ours-eager" else "tab:blue" for r in rows]

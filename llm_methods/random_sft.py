@@ -13,7 +13,7 @@ from .data import train_tokenizer
 from .base import tiny_world, _history_callback
 from .sft import SFTRunConfig, sft_args, to_format
 from .evaluate import make_result, record_result, EvalReport
-from .pretrain.compute import config_flops_per_token
+from .pretrain.compute import config_flops_per_token, TINYLLAMA_1B
 from .stages import stage
 from .distributed import apply_zero3_leaf, launch
 
@@ -24,7 +24,7 @@ __all__ = ['LLAMA_SHAPES', 'KERNEL_KINDS', 'ZERO_FAST', 'ZERO3_FAST', 'RandomSFT
 # %% ../nbs/07b_random_sft.ipynb #fdbbc1ec
 LLAMA_SHAPES = {  # random-init Llama shapes (vocabulary 32000, like Llama 2)
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32000),  # Llama-2-7B
-    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4, vocab_size=32000),  # TinyLlama-1.1B
+    "1b": TINYLLAMA_1B,  # TinyLlama-1.1B (01_pretrain)
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=512),  # CPU check of the path
 }
 

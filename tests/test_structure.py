@@ -1,6 +1,6 @@
 """The package's shape: no import circles, package imports at the top of each module, one stage registry that every
 entry point reads (`00d_stages`)."""
-import ast, dataclasses, pathlib
+import ast, dataclasses, pathlib, re
 import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "llm_methods"
@@ -180,3 +180,84 @@ def test_ppo_ptx_takes_the_runs_demonstrations(tmp_path):
     policy, tok = tiny_base()
     t = PPOTrainer(policy, tok, cfg=_stage_configs("ppo", run)[0], questions=["say fig"], reward_fn=lambda q, r: [0.0] * len(r))
     assert t.ptx_rows == [(chat_prompts(tok, [f"say {w}"])[0], w) for w in ("kiwi", "plum")], t.ptx_rows[:3]
+
+
+_FORMULA_NAME = re.compile(r"flop|mfu|param_count", re.I)
+
+def _own_compute_math(src:str, compute) -> list[str]:
+    "Where a module's source defines again what `pretrain.compute` owns: a function named like one of its functions or like a FLOP / parameter-count / MFU formula, a module constant equal to one of its tables, or a GPU peak written as a number."
+    tree, out = ast.parse(src), []
+    fns = {n for n in compute.__all__ if callable(getattr(compute, n))}
+    tables = [getattr(compute, n) for n in compute.__all__ if not callable(getattr(compute, n))]
+    peaks = {v * scale for v in compute.GPU_PEAK_TFLOPS.values() for scale in (1, 1e12)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (node.name in fns or _FORMULA_NAME.search(node.name)):
+            out.append(f"line {node.lineno}: def {node.name}")
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float) and node.value in peaks:
+            out.append(f"line {node.lineno}: the GPU peak {node.value:g}")
+    for node in tree.body:
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None: continue
+        try: v = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError): continue
+        if any(type(v) is type(t) and v == t for t in tables): out.append(f"line {node.lineno}: {ast.unparse(node)[:70]}")
+    return out
+
+def _spelled_1b(src:str, compute) -> list[str]:
+    "Dict displays and calls (`dict(...)`, `LlamaConfig(...)`) that spell out three or more fields of the 1.1B shape, `compute.TINYLLAMA_1B`."
+    shape, out = set(compute.TINYLLAMA_1B.items()), []
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Dict): pairs = [(k.value, v) for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant)]
+        elif isinstance(node, ast.Call): pairs = [(k.arg, k.value) for k in node.keywords if k.arg]
+        else: continue
+        items = {(k, v.value) for k, v in pairs if isinstance(v, ast.Constant) and isinstance(k, str)}
+        if len(items & shape) >= 3: out.append(f"line {node.lineno}: {sorted(items & shape)}")
+    return out
+
+def test_bench_takes_its_compute_math_from_compute(monkeypatch):
+    "`pretrain.compute` is the one home of parameter counts, FLOPs, MFU and the 1.1B shape (issue 19): `bench` defines none of its own, no other module spells the shape out, and bench's numbers for the 1.1B shape (a run's row, the committed result tables) are compute's."
+    import json
+    import llm_methods.pretrain.compute as compute
+    import llm_methods.bench as bench
+    assert _own_compute_math((PKG / "bench.py").read_text(), compute) == []
+    spelled = {m: s for m, p in _modules().items() if m != "llm_methods.pretrain.compute" and (s := _spelled_1b(p.read_text(), compute))}
+    assert spelled == {}
+    assert bench.SHAPES["1b"] == compute.TINYLLAMA_1B
+    N, peak = 1_100_048_384, compute.GPU_PEAK_TFLOPS[bench.MFU_GPU]   # benchmarks/RESULTS.md: N of every parameter, over 989 TFLOP/s
+    assert peak == 989.0 and compute.param_counts(bench.llama_config("1b")) == compute.param_counts(compute.tinyllama_config())
+    assert compute.param_counts(compute.tinyllama_config())["total"] == N
+    # a 1.1B run's row, the model built on the meta device and its step clocked at 0.5 s: FLOPs and MFU as compute counts them,
+    # equal to what bench's own formulas gave before they moved (6N; PaLM's; LoRA r=16: 4N + 6 N_lora)
+    monkeypatch.setattr(bench, "_run_ours", lambda model, cfg, dev, batch, vocab: dict(batch=batch, step_s=0.5))
+    want = {"pretrain": (0, 6 * N, 7_314_370_560), "lora": (12_615_680, 4_475_887_616, 5_321_039_872)}
+    for which, (lora, f6, fp) in want.items():
+        r = bench.run_bench(bench.BenchConfig(which=which, variant="ours-eager", shape="1b", batch=16, device="meta"))
+        assert (r["trainable_params"] if lora else 0, r["flops_per_token_6N"]) == (lora, f6)
+        tinyllama = compute.tinyllama_config()
+        assert compute.config_flops_per_token(tinyllama, 2048, lora_params=lora, kind="6N") == f6
+        assert compute.config_flops_per_token(tinyllama, 2048, lora_params=lora) == fp
+        assert (r["mfu"], r["mfu_palm"]) == (compute.mfu(r["tokens_per_s"], f6, peak_tflops=peak), compute.mfu(r["tokens_per_s"], fp, peak_tflops=peak))
+    # the committed result tables: every pretrain/LoRA row's FLOPs and both MFU columns are compute's numbers
+    rows = [json.loads(l) for f in sorted((PKG.parent / "benchmarks" / "raw").rglob("*.jsonl")) for l in f.read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if r.get("which") in ("pretrain", "lora") and "mfu" in r]
+    assert len(rows) >= 13
+    for r in rows:
+        c, lora = bench.llama_config(r["shape"], max_len=r["seq"]), r["trainable_params"] if r["which"] == "lora" else 0
+        f6 = compute.config_flops_per_token(c, r["seq"], lora_params=lora, kind="6N")
+        fp = compute.config_flops_per_token(c, r["seq"], lora_params=lora)
+        assert (f6, r["mfu"], r["mfu_palm"]) == (r["flops_per_token_6N"], compute.mfu(r["tokens_per_s"], f6, peak_tflops=peak),
+                                                 compute.mfu(r["tokens_per_s"], fp, peak_tflops=peak)), r
+
+def test_compute_copy_finder_finds_planted_copies():
+    "The checks above can fail: a planted FLOP / parameter-count / MFU function, a second MFU peak, a copied table and a spelled-out 1.1B shape are found."
+    import llm_methods.pretrain.compute as compute
+    planted = '''
+PEAK_BF16_FLOPS = 989e12
+LORA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+SHAPES = {"1b": dict(hidden_size=2048, num_hidden_layers=22, num_attention_heads=32, intermediate_size=5632)}
+def flops_per_token(cfg, seq): return 6 * seq
+def param_counts(cfg): return {}
+def bench_mfu(tokens_per_s, flops): return tokens_per_s * flops / 989e12
+'''
+    assert len(_own_compute_math(planted, compute)) == 6   # the three functions, PEAK_BF16_FLOPS, bench_mfu's 989e12, the table
+    assert len(_spelled_1b(planted, compute)) == 1
+    assert _own_compute_math("def _peak(dev): return 0\nBATCHES = (1, 2, 4)\n", compute) == []   # names and tables of its own are fine

@@ -6,16 +6,19 @@
 from __future__ import annotations
 import math, dataclasses
 from dataclasses import dataclass, field
+import numpy as np
 import torch
+import transformers
+import matplotlib.pyplot as plt
 from ..core import count_params
 from ..stages import stage
 
 # %% auto #0
-__all__ = ['GPU_PEAK_TFLOPS', 'CHINCHILLA', 'LLAMA_LINEAR', 'param_counts', 'count_params_meta', 'gpt3_config', 'llama65b_config',
-           'flops_per_token', 'config_flops_per_token', 'training_flops', 'pf_days', 'train_days', 'gpu_days', 'mfu',
-           'chinchilla_loss', 'compute_optimal', 'plot_compute_optimal', 'nf4_bits_per_param', 'activation_bytes',
-           'predict_train_memory', 'fmt_memory', 'state_bytes', 'lora_params', 'predict_memory_for', 'ComputeConfig',
-           'compute_budget']
+__all__ = ['LLAMA_65B', 'TINYLLAMA_1B', 'GPU_PEAK_TFLOPS', 'CHINCHILLA', 'LLAMA_LINEAR', 'param_counts', 'count_params_meta',
+           'gpt3_config', 'llama65b_config', 'tinyllama_config', 'flops_per_token', 'config_flops_per_token',
+           'attention_flops', 'training_flops', 'pf_days', 'train_days', 'gpu_days', 'mfu', 'chinchilla_loss',
+           'compute_optimal', 'plot_compute_optimal', 'nf4_bits_per_param', 'activation_bytes', 'predict_train_memory',
+           'fmt_memory', 'state_bytes', 'lora_params', 'predict_memory_for', 'ComputeConfig', 'compute_budget']
 
 # %% ../../nbs/01_pretrain.ipynb #8b895511
 _LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -32,10 +35,9 @@ def param_counts(config, # a 🤗 config (LlamaConfig, GPT2Config, BertConfig, .
                 ) -> dict:
     "Exact parameter counts of a model built from `config`: embedding, per layer, non-embedding, total (tied weights counted once)."
     if isinstance(config, dict):
-        from transformers import AutoConfig
         d = dict(config); mt = d.pop("model_type", None)
         if mt is None: raise ValueError("a config dict needs a 'model_type' key (e.g. 'llama', 'gpt2', 'bert')")
-        config = AutoConfig.for_model(mt, **d)
+        config = transformers.AutoConfig.for_model(mt, **d)
     mt = getattr(config, "model_type", None)
     V, d = config.vocab_size, _attr(config, "hidden_size", "n_embd")
     L = _attr(config, "num_hidden_layers", "n_layer")
@@ -82,21 +84,25 @@ def param_counts(config, # a 🤗 config (LlamaConfig, GPT2Config, BertConfig, .
 
 def count_params_meta(config, kind:str="causal") -> int:
     "Total parameters of the 🤗 model built from `config` on the meta device (no memory; any architecture)."
-    import transformers
     cls = {"causal": transformers.AutoModelForCausalLM, "masked": transformers.AutoModelForMaskedLM,
            "pretraining": transformers.AutoModelForPreTraining, "base": transformers.AutoModel}[kind]
     with torch.device("meta"): model = cls.from_config(config)
     return count_params(model)[1]
 
 # %% ../../nbs/01_pretrain.ipynb #63fb8794
-def gpt3_config(): # GPT-3 175B shapes (Brown et al. 2020, Table 2.1) as a GPT2Config
-    from transformers import GPT2Config
-    return GPT2Config(vocab_size=50257, n_positions=2048, n_embd=12288, n_layer=96, n_head=96)
+LLAMA_65B = dict(hidden_size=8192, intermediate_size=22016, num_hidden_layers=80, num_attention_heads=64,
+                 vocab_size=32000)  # LLaMA-65B (Touvron et al. 2023)
+TINYLLAMA_1B = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
+                    num_key_value_heads=4, vocab_size=32000)  # TinyLlama-1.1B (Zhang et al. 2024): the shape 10_bench and random-sft train
 
-def llama65b_config(): # LLaMA-65B shapes (Touvron et al. 2023) as a LlamaConfig
-    from transformers import LlamaConfig
-    return LlamaConfig(vocab_size=32000, hidden_size=8192, intermediate_size=22016, num_hidden_layers=80,
-                       num_attention_heads=64, tie_word_embeddings=False, max_position_embeddings=2048)
+def gpt3_config(): # GPT-3 175B shapes (Brown et al. 2020, Table 2.1) as a GPT2Config
+    return transformers.GPT2Config(vocab_size=50257, n_positions=2048, n_embd=12288, n_layer=96, n_head=96)
+
+def llama65b_config(): # LLaMA-65B shapes as a LlamaConfig (untied output layer)
+    return transformers.LlamaConfig(**LLAMA_65B, tie_word_embeddings=False, max_position_embeddings=2048)
+
+def tinyllama_config(): # TinyLlama-1.1B shapes as a LlamaConfig (untied output layer, 2048-token context)
+    return transformers.LlamaConfig(**TINYLLAMA_1B, tie_word_embeddings=False, max_position_embeddings=2048)
 
 # %% ../../nbs/01_pretrain.ipynb #d072bec1
 GPU_PEAK_TFLOPS = {  # dense bf16/fp16 tensor-core peaks from vendor data sheets (no sparsity)
@@ -107,19 +113,35 @@ def flops_per_token(n_params:float, # N: weights that take part in a matmul for 
                     n_layers:int=0, n_heads:int=0, head_dim:int=0, # L, H, Q of the attention term (0: leave it out)
                     seq_len:int=0, # T: context length
                     training:bool=True, # forward + backward (6N + 12LHQT) or forward only (2N + 4LHQT)
+                    frozen:float=0, # of the N, weights with no gradient of their own (LoRA's base): 4 FLOPs each in training, not 6
                    ) -> float:
-    "FLOPs per token, PaLM App. B: 6N + 12·L·H·Q·T for training."
-    for k, v in dict(n_params=n_params, n_layers=n_layers, n_heads=n_heads, head_dim=head_dim, seq_len=seq_len).items():
+    "FLOPs per token, PaLM App. B: 6N + 12·L·H·Q·T for training (2 fewer per frozen weight)."
+    for k, v in dict(n_params=n_params, n_layers=n_layers, n_heads=n_heads, head_dim=head_dim, seq_len=seq_len, frozen=frozen).items():
         if v < 0: raise ValueError(f"{k} must be >= 0, got {v}")
+    if frozen > n_params: raise ValueError(f"frozen ({frozen}) cannot exceed n_params ({n_params})")
     mult = 3 if training else 1
-    return mult * (2 * n_params + 4 * n_layers * n_heads * head_dim * seq_len)
+    fpt = mult * (2 * n_params + 4 * n_layers * n_heads * head_dim * seq_len)
+    return fpt - 2 * frozen if training and frozen else fpt
 
-def config_flops_per_token(config, seq_len:int, training:bool=True) -> float:
-    "FLOPs per token of the model built from a 🤗 `config`, attention term included."
+def config_flops_per_token(config, seq_len:int, training:bool=True,
+                           lora_params:int=0, # trainable adapter weights on top of the frozen `config` model (0: every weight trains)
+                           kind:str="palm", # "palm": matmul weights + the attention term; "6N": every parameter, no attention term
+                          ) -> float:
+    "FLOPs per token of the model built from a 🤗 `config`: PaLM's count (attention included) or the plain 6N."
+    if kind not in ("palm", "6N"): raise ValueError(f"kind must be 'palm' or '6N', got {kind!r}")
     c = param_counts(config)
+    if kind == "6N": return flops_per_token(c["total"] + lora_params, training=training, frozen=c["total"] if lora_params else 0)
     H = _attr(config, "num_attention_heads", "n_head"); d = _attr(config, "hidden_size", "n_embd")
-    return flops_per_token(c["matmul"], _attr(config, "num_hidden_layers", "n_layer"), H,
-                           _attr(config, "head_dim", default=d // H), seq_len, training)
+    return flops_per_token(c["matmul"] + lora_params, _attr(config, "num_hidden_layers", "n_layer"), H,
+                           _attr(config, "head_dim", default=d // H), seq_len, training, frozen=c["matmul"] if lora_params else 0)
+
+def attention_flops(batch:int, n_heads:int, seq_len:int, head_dim:int,
+                    causal:bool=True, # the mask halves both matmuls (the kernel skips the masked blocks)
+                    training:bool=True, # forward + backward (five matmuls: 2.5x the forward's two) or forward only
+                   ) -> int:
+    "FLOPs of one attention kernel call (QKᵀ and AV) on (batch, heads, seq, head_dim) inputs: 7·B·H·T²·Q for causal training."
+    fwd = (2 if causal else 4) * batch * n_heads * seq_len * seq_len * head_dim
+    return fwd * 7 // 2 if training else fwd
 
 def training_flops(n_params:float, n_tokens:float, **attn) -> float:
     "Total training compute C = FLOPs/token × tokens (`attn`: n_layers, n_heads, head_dim, seq_len)."
@@ -167,8 +189,6 @@ def compute_optimal(flops:float, # training compute C (FLOPs), with C = 6·N·D
 # %% ../../nbs/01_pretrain.ipynb #87bf548b
 def plot_compute_optimal(ax=None, flops_range=(1e18, 1e26), models:dict|None=None):
     "Compute-optimal parameters and tokens against compute (20× rule and fitted law), with famous models marked."
-    import matplotlib.pyplot as plt
-    import numpy as np
     models = models or {"GPT-3": (175e9, 300e9), "Gopher": (280e9, 300e9), "Chinchilla": (70e9, 1.4e12)}
     if ax is None: _, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     Cs = np.logspace(math.log10(flops_range[0]), math.log10(flops_range[1]), 60)
