@@ -145,3 +145,26 @@ def test_dpo_label_smoothing_refused():
     from llm_methods.rlhf.dpo import DPORunConfig
     with pytest.raises(ValueError, match="would do nothing"):
         DPORunConfig(label_smoothing=0.1)
+
+# Modules whose function-level imports are moved on another branch (issue 19): handled on another branch, so skipped
+# here until it merges; then remove each name from this set.
+FN_IMPORTS_ELSEWHERE = {"llm_methods.bench", "llm_methods.pretrain.compute", "llm_methods.sft", "llm_methods.rlhf.common"}
+
+def _fn_imports_without_reason(src:str) -> list[int]:
+    "Line numbers of import statements inside a function (or method) of `src` with no `# optional: <reason>` on their lines."
+    import re
+    lines, out = src.splitlines(), []
+    for fn in ast.walk(ast.parse(src)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
+        for n in ast.walk(fn):
+            if isinstance(n, (ast.Import, ast.ImportFrom)) and not any(
+                    re.search(r"# optional: \S.{8,}", l) for l in lines[n.lineno - 1 : n.end_lineno]):
+                out.append(n.lineno)
+    return sorted(set(out))
+
+def test_imports_inside_functions_only_optional():
+    "Imports sit at the top of each module; one inside a function is only for an optional dependency (deepspeed, bitsandbytes, pynvml) or the CLI's torch-free `--help`, and says why: `# optional: <reason>` on its line."
+    bad = {m: ln for m, p in _modules().items() if m not in FN_IMPORTS_ELSEWHERE and (ln := _fn_imports_without_reason(p.read_text()))}
+    assert bad == {}, bad
+    assert _fn_imports_without_reason("def f():\n    import json\n") == [2]  # a planted one is found
+    assert _fn_imports_without_reason("def f():\n    import pynvml  # optional: NVIDIA only, not a requirement\n") == []
