@@ -8,7 +8,10 @@ import os, json, math, shutil, hashlib, dataclasses, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
+import matplotlib.pyplot as plt
 from .core import home_dir, cached_dir, seed_everything, tiny_llama, count_params, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic
+from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments  # after core: its log filters must be in place when bitsandbytes loads
+from transformers.trainer_callback import PrinterCallback
 from .data import TinyWorld, WorldConfig, train_tokenizer
 
 from .reliability import NaNGuard, MarkComplete, resolve_resume
@@ -68,7 +71,6 @@ class _BlockDataset(torch.utils.data.Dataset):
     def __getitem__(self, i): return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
 
 def _history_callback():
-    from transformers import TrainerCallback
     class History(TrainerCallback):
         "Keep every logged record (loss, learning rate, step) for plots."
         def __init__(self): self.logs = []
@@ -79,7 +81,6 @@ def _history_callback():
 def quiet_trainer(trainer, progress:bool):
     "With `progress=False`, drop Trainer's log printer too (the loss history is kept by our callback)."
     if not progress:
-        from transformers.trainer_callback import PrinterCallback
         trainer.remove_callback(PrinterCallback)
     return trainer
 
@@ -116,7 +117,6 @@ def train_resumable(trainer, hist, # a Trainer and its history callback (`_histo
 
 def train_causal_lm(model, tok, texts:list[str], cfg:CLMConfig|None=None, callbacks:list|None=None) -> dict:
     "Pretrain `model` on `texts` with next-token prediction; returns `{history, train_s, tokens}`."
-    from transformers import Trainer, TrainingArguments
     cfg = cfg or CLMConfig()
     check_lm_fits(model, tok, cfg.seq_len)
     blocks = pack_texts(tok, texts, cfg.seq_len)
@@ -215,7 +215,6 @@ def tiny_world(cfg:BaseConfig|None=None) -> TinyWorld:
 # %% ../nbs/00c_base.ipynb #b1ff8b1b
 def plot_loss(history:list[dict], ax=None, label:str|None=None, title:str="training loss"):
     "Plot a loss history (records with `step` and `loss`)."
-    import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot([h["step"] for h in history], [h["loss"] for h in history], label=label)
     ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.set_title(title); ax.grid(alpha=.3)
@@ -234,7 +233,6 @@ def random_checkpoint(path:str|Path, # folder to write (config.json, model.safet
                       size:str="qwen2-0.5b", # a key of CHECKPOINT_SHAPES
                       max_len:int=2048, seed:int=0) -> str:
     "Write a random-init model of a real architecture and size, with the tiny tokenizer, as a `from_pretrained` folder."
-    from transformers import AutoConfig, AutoModelForCausalLM
     if size not in CHECKPOINT_SHAPES: raise ValueError(f"random_checkpoint size must be one of {list(CHECKPOINT_SHAPES)}, got {size!r}")
     arch, shape = CHECKPOINT_SHAPES[size]
     path = Path(path)

@@ -71,15 +71,15 @@ def resolve_config(config:str|None) -> str|None:
 
 def load_stage_config(stage:str, config:str|None=None, overrides:dict|None=None):
     "The validated config dataclass of `stage` from a YAML file (or shipped recipe name) and overrides."
-    from llm_methods.core import from_dict  # here, not at the top: `llm_methods --help` must not wait for torch (the stage's module imports it anyway)
+    from llm_methods.core import from_dict  # optional: late so `llm_methods --help` needs no torch (the stage's module imports it anyway)
     return from_dict(get_stage(stage).config, resolve_config(config), **(overrides or {}))
 
 def main(argv:list[str]|None=None):
     "Entry point of the `llm_methods` console script."
     ap = build_parser(); a, extra = ap.parse_known_args(argv)
     if not a.stage: ap.print_help(); return 0
-    from llm_methods.core import LoadError, RunDirBusy  # here, not at the top: `llm_methods --help` must not wait for torch
-    from llm_methods.evaluate import Result
+    from llm_methods.core import LoadError, RunDirBusy  # optional: late so `llm_methods --help` needs no torch
+    from llm_methods.evaluate import Result  # optional: late so `llm_methods --help` needs no torch
     try: cfg = load_stage_config(a.stage, a.config, {**_parse_flags(extra), **_parse_set(a.set)})
     except (ValueError, FileNotFoundError) as e:
         print(f"llm_methods {a.stage}: {e}", file=sys.stderr); return 2

@@ -4,11 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #a873c20d
 from __future__ import annotations
-import os, sys, types, random, time, hashlib, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings
+import os, sys, types, random, time, threading, socket, json, dataclasses, typing, shutil, logging, contextlib, functools, warnings, hashlib, inspect, difflib
 from pathlib import Path
 from urllib.parse import urlparse
+from importlib.metadata import version, PackageNotFoundError
 import numpy as np
 import torch
+import psutil, yaml
+from filelock import FileLock
 
 class _DropRecords(logging.Filter):
     "Drop log records whose message starts with one of `starts`."
@@ -29,7 +32,6 @@ logging.getLogger("kernels._internals.hf_hub").addFilter(
 # to change (the old names still work: transformers maps them). Those two warnings are dropped; any other stays.
 def quiet_known_warnings():
     "Drop the warnings described above (called on import; again after anything that resets the warning filters)."
-    import warnings
     warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 quiet_known_warnings()
@@ -39,6 +41,12 @@ if not torch.cuda.is_available(): os.environ.setdefault("DS_ACCELERATOR", "cpu")
 import llm_methods
 from . import __version__
 from .stages import _type_ok  # the one type check (00d_stages), shared with `from_dict`
+# transformers after the log filters and DS_ACCELERATOR above; the model classes are read off the lazy module where used
+# (`transformers.LlamaForCausalLM`), so importing core loads no modeling code
+import transformers
+from transformers import AutoConfig, AutoTokenizer
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED
+from huggingface_hub import try_to_load_from_cache
 
 # %% auto #0
 __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_known_warnings', 'files_hash', 'code_fingerprint',
@@ -50,7 +58,6 @@ __all__ = ['WEIGHT_FILES', 'RUN_MANIFEST', 'RUN_LOCK', 'HASH_IGNORES', 'quiet_kn
 # %% ../nbs/00_core.ipynb #810b3d07
 def files_hash(path:str|Path, n:int=16) -> str:
     "The first `n` hex digits of a sha256 over a file, or over a folder's files (names and bytes; caches skipped)."
-    import hashlib
     p = Path(path).expanduser(); h = hashlib.sha256()
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
     for f in files: h.update(str(f.relative_to(p) if f != p else f.name).encode()); h.update(f.read_bytes())
@@ -77,8 +84,6 @@ def cached_dir(kind:str, # sub-folder of home_dir(), e.g. "base"
                rebuild:bool=False, # build again even when a finished copy exists
               ) -> Path:
     "The folder `home_dir()/kind/key`, built by `build` the first time (locked, atomic)."
-    import shutil
-    from filelock import FileLock
     root = home_dir() / kind; root.mkdir(parents=True, exist_ok=True)
     final = root / key
     with FileLock(str(final) + ".lock"):
@@ -148,7 +153,6 @@ HASH_IGNORES = ("progress", "record", "resume", "overwrite", "output_dir", "adap
 
 def config_hash(cfg) -> str:
     "A short hash of the settings of `cfg` (a dataclass) that decide what training produces (not `HASH_IGNORES`)."
-    import hashlib
     d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in HASH_IGNORES}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -218,7 +222,6 @@ def own_run_dir(folder:str|Path, cfg, stage:str, overwrite:bool=False):
 
 def _versions() -> dict:
     "Versions of the libraries a trained result depends on."
-    from importlib.metadata import version, PackageNotFoundError
     out = {}
     for d in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "deepspeed"):
         try: out[d] = version(d)
@@ -246,11 +249,7 @@ def get_device(prefer:str|None=None # "cuda", "cuda:1", "mps", "cpu", or None fo
 
 # %% ../nbs/00_core.ipynb #98740f53
 def _rss_bytes() -> int:
-    try:
-        import psutil
-        return psutil.Process().memory_info().rss
-    except ImportError:  # pragma: no cover - psutil is a requirement; keep a Linux fallback
-        with open("/proc/self/statm") as f: return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return psutil.Process().memory_info().rss
 
 class Meter:
     "Context manager measuring wall time, peak CPU RSS (sampled) and peak CUDA memory of a block."
@@ -319,36 +318,33 @@ def tiny_llama(vocab_size:int, # tokenizer's vocabulary size
                pad_token_id:int|None=None, bos_token_id:int|None=None, eos_token_id:int|None=None,
                seed:int=0):
     "A randomly initialised `LlamaForCausalLM` of the given size."
-    from transformers import LlamaConfig, LlamaForCausalLM
     kv_heads = kv_heads or heads
     _check_sizes(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads, ffn=ffn, max_len=max_len, kv_heads=kv_heads)
     if heads % kv_heads: raise ValueError(f"heads ({heads}) must be divisible by kv_heads ({kv_heads})")
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+    cfg = transformers.LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                       num_key_value_heads=kv_heads, intermediate_size=ffn, max_position_embeddings=max_len,
                       initializer_range=init_std, tie_word_embeddings=tie, pad_token_id=pad_token_id,
                       bos_token_id=bos_token_id, eos_token_id=eos_token_id)
     torch.manual_seed(seed)
-    return LlamaForCausalLM(cfg)
+    return transformers.LlamaForCausalLM(cfg)
 
 def tiny_gpt2(vocab_size:int, hidden:int=96, layers:int=2, heads:int=4, max_len:int=256, init_std:float=0.08,
               pad_token_id:int|None=None, bos_token_id:int|None=None, eos_token_id:int|None=None, seed:int=0):
     "A randomly initialised `GPT2LMHeadModel` (learned positions, GELU MLP of 4x width, tied embeddings)."
-    from transformers import GPT2Config, GPT2LMHeadModel
     _check_sizes(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads, max_len=max_len)
-    cfg = GPT2Config(vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_len,
+    cfg = transformers.GPT2Config(vocab_size=vocab_size, n_embd=hidden, n_layer=layers, n_head=heads, n_positions=max_len,
                      initializer_range=init_std, pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(cfg)
+    return transformers.GPT2LMHeadModel(cfg)
 
 def tiny_bert(vocab_size:int, hidden:int=96, layers:int=2, heads:int=4, ffn:int=256, max_len:int=256,
               init_std:float=0.02, pad_token_id:int=0, head:str="pretraining", # "pretraining" (MLM+NSP), "mlm" or "seq_cls"
               num_labels:int=2, seed:int=0):
     "A randomly initialised BERT: `BertForPreTraining` (MLM + NSP heads), `BertForMaskedLM` or `BertForSequenceClassification`."
-    from transformers import BertConfig, BertForPreTraining, BertForMaskedLM, BertForSequenceClassification
     _check_sizes(vocab_size=vocab_size, hidden=hidden, layers=layers, heads=heads, ffn=ffn, max_len=max_len)
-    classes = {"pretraining": BertForPreTraining, "mlm": BertForMaskedLM, "seq_cls": BertForSequenceClassification}
+    classes = {"pretraining": transformers.BertForPreTraining, "mlm": transformers.BertForMaskedLM, "seq_cls": transformers.BertForSequenceClassification}
     if head not in classes: raise ValueError(f"head must be one of {list(classes)}, got {head!r}")
-    cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+    cfg = transformers.BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                      intermediate_size=ffn, max_position_embeddings=max_len, initializer_range=init_std,
                      pad_token_id=pad_token_id, num_labels=num_labels)
     torch.manual_seed(seed)
@@ -374,7 +370,6 @@ def _resolve(name_or_path, what:str) -> tuple[str, dict]:
         return str(p), {}
     looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
     if looks_local: raise LoadError(f"{what} path {str(name_or_path)!r} does not exist")
-    from huggingface_hub import try_to_load_from_cache
     cached = try_to_load_from_cache(str(name_or_path), "config.json" if what == "model" else "tokenizer_config.json")
     if isinstance(cached, str): return str(name_or_path), {"local_files_only": True}
     if not hub_reachable():
@@ -390,7 +385,6 @@ _MODEL_CLASSES = {"causal": "AutoModelForCausalLM", "masked": "AutoModelForMaske
 @contextlib.contextmanager
 def _quiet_loading():
     "No 'Loading weights' progress bar unless a person watches (a terminal): in logs and notebooks it is only redraws."
-    import transformers
     hf = transformers.utils.logging
     quiet = not sys.stderr.isatty() and hf.is_progress_bar_enabled()
     if quiet: hf.disable_progress_bar()
@@ -401,8 +395,6 @@ def _quiet_loading():
 def _check_kind(name_or_path, src, extra:dict, kind:str, trust_remote_code:bool):
     "An encoder given where a decoder is needed (or the reverse) is one line naming the fix, before any weight loads."
     if kind not in ("causal", "masked", "pretraining"): return
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as MASKED
     try: mt = AutoConfig.from_pretrained(src, trust_remote_code=trust_remote_code, **extra).model_type
     except Exception: return  # from_pretrained will say what is wrong with the folder
     if kind == "causal" and mt in MASKED:
@@ -419,7 +411,6 @@ def load_model(name_or_path:str, # local checkpoint folder or hub id
                use_safetensors:bool=True, # refuse pickled .bin weights unless set False
                **kwargs):
     "Load a Hugging Face model; raise `LoadError` naming the path and the cause when it cannot be loaded."
-    import transformers
     if kind not in _MODEL_CLASSES: raise ValueError(f"kind must be one of {list(_MODEL_CLASSES)}, got {kind!r}")
     src, extra = _resolve(name_or_path, "model")
     cls = getattr(transformers, _MODEL_CLASSES[kind])
@@ -436,7 +427,6 @@ def load_model(name_or_path:str, # local checkpoint folder or hub id
 
 def load_tokenizer(name_or_path:str, trust_remote_code:bool=False, **kwargs):
     "Load a Hugging Face tokenizer; raise `LoadError` naming the path and the cause when it cannot be loaded."
-    from transformers import AutoTokenizer
     src, extra = _resolve(name_or_path, "tokenizer")
     try: return AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code, **extra, **kwargs)
     except Exception as e:
@@ -444,7 +434,6 @@ def load_tokenizer(name_or_path:str, trust_remote_code:bool=False, **kwargs):
 
 def causal_inputs_only(tok, model):
     "Stop `tok` from returning inputs `model.forward` does not take (BERT-style tokenizers give `token_type_ids`, which `generate` rejects)."
-    import inspect
     # a catch-all **kwargs does not count: generate() checks for the named argument and refuses the input otherwise
     if "token_type_ids" in tok.model_input_names and "token_type_ids" not in inspect.signature(model.forward).parameters:
         tok.model_input_names = [n for n in tok.model_input_names if n != "token_type_ids"]
@@ -454,7 +443,6 @@ def causal_inputs_only(tok, model):
 def from_dict(cls, d:dict|str|Path|None=None, **overrides):
     "Build dataclass `cls` from a dict or a YAML file plus overrides; unknown keys and wrong types raise ValueError."
     if isinstance(d, (str, Path)):
-        import yaml
         p = Path(d)
         if not p.exists(): raise FileNotFoundError(f"config file {str(p)!r} does not exist")
         try: d = yaml.safe_load(p.read_text(encoding="utf-8-sig")) or {}
@@ -474,7 +462,6 @@ def from_dict(cls, d:dict|str|Path|None=None, **overrides):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in d if k not in names]
     if unknown:
-        import difflib
         sugg = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
         msg = ", ".join(f"{k!r}" + (f" (did you mean {s[0]!r}?)" if s else "") for k, s in sugg.items())
         raise ValueError(f"unknown key(s) for {cls.__name__}: {msg}. Known keys: {', '.join(names)}")

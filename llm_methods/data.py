@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from fastcore.basics import patch
+from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors, Regex
+from transformers import PreTrainedTokenizerFast
 
 # %% auto #0
 __all__ = ['COLORS', 'CITIES', 'PETS', 'ATTRS', 'SIGNOFF', 'FORMATS', 'CHAT_TEMPLATE', 'WorldConfig', 'fact_sentence',
@@ -298,8 +300,6 @@ def train_tokenizer(texts:Iterable[str], # the corpus to learn the vocabulary fr
                     bert:bool=False, # BERT-style specials ([CLS] [SEP] [MASK]) and a sentence-pair template
                    ):
     "Train a tokenizer on `texts` and wrap it as a transformers `PreTrainedTokenizerFast`."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors, Regex
-    from transformers import PreTrainedTokenizerFast
     texts = list(texts)
     if not texts or not any(t.strip() for t in texts): raise ValueError("cannot train a tokenizer on an empty corpus")
     if kind not in ("char", "bpe"): raise ValueError(f"kind must be 'char' or 'bpe', got {kind!r}")

@@ -4,13 +4,16 @@
 
 # %% ../nbs/07_distributed.ipynb #d2b8c5df
 from __future__ import annotations
-import os, sys, re, json, copy, time, socket, shutil, importlib, subprocess, dataclasses
+import os, sys, re, json, copy, time, socket, shutil, importlib, subprocess, dataclasses, argparse
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
+import matplotlib.pyplot as plt
 import llm_methods
 from .core import home_dir, from_dict, get_device, write_atomic
+import transformers.trainer as hf_trainer  # after core: its log filters must be in place when bitsandbytes loads
+from transformers import TrainerCallback
 from .pretrain.compute import predict_train_memory
 from .stages import stage, get_stage, registry, Stage
 
@@ -43,7 +46,6 @@ SETUPS = {"DDP": (0, False), "Z-1": (1, False), "Z-2": (2, False), "Z-3": (3, Fa
 
 def plot_zero_memory(n_params:float, gpus=(2, 4, 8), setups:dict=SETUPS, gpu_gb:float=80, ax=None, title:str|None=None):
     "Stacked bars: predicted training state per GPU (weights, gradients, master weights, Adam) per ZeRO setup and GPU count."
-    import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(9, 3.6))
     kinds, colors = ("weights", "grads", "master", "optimizer"), ("C0", "C1", "C2", "C3")
     xs, labels, configs = [], [], list(setups)
@@ -412,13 +414,13 @@ def rank_state_bytes(model, optimizer) -> dict:
     return dict(weights=w, master=sum(nbytes(t) for t in master), optimizer=opt, n_params=n, optimizer_class=type(zopt).__name__)
 
 def _probe_callback(run_dir:Path, rank:int):
-    from transformers import TrainerCallback
     class RankState(TrainerCallback):
         "Write this rank's held training state and peak memory when training ends."
         def on_train_end(self, args, state, control, model=None, optimizer=None, **kw):
             info = dict(rank=rank, world_size=args.world_size, steps=state.global_step, **rank_state_bytes(model, optimizer))
             info["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-            import resource; info["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            import resource  # optional: Unix-only stdlib module (no Windows): only a launched worker reads it
+            info["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             info["log"] = [h for h in state.log_history if "loss" in h or "train_runtime" in h]
             write_atomic(run_dir / f"rank{rank}.json", json.dumps(info, default=float))
     return RankState()
@@ -428,7 +430,6 @@ def _worker(run_dir:str):
     run = Path(run_dir); spec = json.loads((run / "launch.json").read_text())
     rank, local = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     if spec["device"] == "cuda": torch.cuda.set_device(local)  # "cuda" now means this process's own GPU
-    import transformers.trainer as hf_trainer
     hf_trainer.DEFAULT_CALLBACKS.append(_probe_callback(run, rank))  # every Trainer this process builds reports its state
     st = get_stage(spec["stage"])  # found through the registry (LLM_METHODS_STAGES reaches the workers too)
     cfg = from_dict(st.config, spec["config"])
@@ -460,7 +461,6 @@ def state_vs_prediction(run:dict) -> list[dict]:
 
 # %% ../nbs/07_distributed.ipynb #8929a185
 def _main(argv:list[str]|None=None):
-    import argparse
     ap = argparse.ArgumentParser(prog="python -m llm_methods.distributed", description="worker of `llm_methods launch` (one per process)")
     ap.add_argument("--run-dir", required=True, help="run folder written by prepare_launch")
     _worker(ap.parse_args(argv).run_dir)
@@ -538,7 +538,7 @@ def matrix_markdown(m:dict) -> str:
 # %% ../nbs/07_distributed.ipynb #5ce22e06
 def zero3_leaf_layers(model) -> list:
     "Mark `model`'s transformer blocks (🤗's `_no_split_modules` classes) as ZeRO-3 leaf modules; returns the modules marked."
-    from deepspeed.utils import set_z3_leaf_modules
+    from deepspeed.utils import set_z3_leaf_modules  # optional: DeepSpeed is needed only by ZeRO-3 runs (importing it probes for an accelerator)
     names = list(getattr(model, "_no_split_modules", None) or [])
     if not names: raise ValueError(f"{type(model).__name__} names no transformer block class (_no_split_modules): pass the classes "
                                    "to deepspeed.utils.set_z3_leaf_modules yourself")

@@ -8,6 +8,7 @@ import json, math, time, dataclasses, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
+from filelock import FileLock
 from .core import home_dir, count_params, Meter
 from .data import strip_signoff, gold_prefers, SIGNOFF
 
@@ -257,7 +258,6 @@ def record_key(r:Result) -> tuple:
 def record_result(res:Result, path:str|Path|None=None) -> Path:
     "Add `res` to the result record (replacing an earlier row of the same `record_key`); write atomically."
     p = results_path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    from filelock import FileLock
     with FileLock(str(p) + ".lock"):
         rows = [r for r in load_results(p) if record_key(r) != record_key(res)] + [res]
         tmp = p.with_suffix(".tmp"); tmp.write_text("".join(json.dumps(r.to_dict(history=False)) + "\n" for r in rows)); tmp.replace(p)

@@ -4,9 +4,11 @@
 
 # %% ../nbs/08_compare.ipynb #fb897a69
 from __future__ import annotations
-import json, csv, time, dataclasses, importlib, sys, os, traceback, contextlib, shlex
+import json, csv, time, dataclasses, importlib, sys, os, traceback, contextlib, shlex, statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
 from .core import from_dict, seed_everything, Meter, count_params, write_atomic, home_dir
 from .evaluate import Result, record_result, load_results, results_table, evaluate, perplexity, make_result
 from .stages import stage, get_stage, pipeline_stages, StageConfig, TrainConfig
@@ -166,7 +168,6 @@ def run_pipeline(cfg:PipelineConfig|None=None) -> RunResults:
     con = _console()
     bar = None
     if not cfg.verbose and getattr(con, "isatty", lambda: False)():
-        from tqdm.auto import tqdm
         bar = tqdm(total=len(stages), file=con, leave=False, bar_format="{n}/{total} stages |{bar:20}| {elapsed} {postfix}")
     say = (lambda line: bar.write(line, file=con)) if bar else (lambda line: print(line, file=con, flush=True))
     w = max(len(s) for s in stages)
@@ -272,7 +273,6 @@ def _run_stage(s:str, configs:list, cfg:PipelineConfig) -> list[Result]:
 
 def seed_mean(rows:list[Result]) -> Result:
     "One row for runs of one method that differ only in the seed: mean score (overall and per task), `score_std` the sample std."
-    import statistics
     r0 = rows[0]; sc = [r.score for r in rows]
     per_task = {t: statistics.fmean(r.per_task.get(t, 0.0) for r in rows) for t in r0.per_task}
     pref = [r.gold_preferred for r in rows if r.gold_preferred is not None]
@@ -334,7 +334,6 @@ def write_tables(results:list[Result], out:Path):
 # %% ../nbs/08_compare.ipynb #07cec9d5
 def plot_run(out:str|Path, save:bool=True):
     "The run's figure: score vs trainable parameters, training-loss curves, the k-shot curve, PPO's reward and KL."
-    import matplotlib.pyplot as plt
     out = Path(out)
     rows = json.loads((out / "results.json").read_text())
     hist = {}

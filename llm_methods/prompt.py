@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from .core import seed_everything, count_params, Meter, get_device
+from transformers import DynamicCache  # after core: its log filters must be in place when bitsandbytes loads
+from peft import PromptTuningConfig, PromptEncoderConfig, PrefixTuningConfig, TaskType
 from .evaluate import evaluate, generate_greedy, is_prompt_learning, Result, answer_loss
 from .sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
 from .base import tiny_base_path, warm_tiny_base
@@ -85,7 +87,6 @@ class PrefixKV(nn.Module):
         return [(w[l, 0].expand(batch_size, -1, -1, -1), w[l, 1].expand(batch_size, -1, -1, -1)) for l in range(self.layers)]
     def cache(self, batch_size:int):
         "The prefix as a transformers `DynamicCache`: the attention layers treat it as already-seen tokens."
-        from transformers import DynamicCache
         c = DynamicCache()
         for l, (k, v) in enumerate(self.kv(batch_size)): c.update(k, v, l)
         return c
@@ -191,7 +192,6 @@ class PrefixRunConfig(PromptRunConfig):
 # %% ../nbs/04_prompt.ipynb #ca8f69b5
 def peft_config_for(cfg:PromptRunConfig, model, tokenizer_path:str|None=None):
     "The PEFT config that `cfg` describes, sized for `model`."
-    from peft import PromptTuningConfig, PromptEncoderConfig, PrefixTuningConfig, TaskType
     mc = model.config
     common = dict(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=cfg.num_virtual_tokens)
     if cfg.peft_method == "prompt-tuning":

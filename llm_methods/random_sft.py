@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from .core import get_device, seed_everything, Meter, home_dir
+from transformers import AutoModelForCausalLM, LlamaConfig, TrainerCallback  # after core: its log filters must be in place when bitsandbytes loads
+from trl import SFTTrainer
+from datasets import Dataset
 from .data import train_tokenizer
 from .base import tiny_world, _history_callback
 from .sft import SFTRunConfig, sft_args, to_format
@@ -58,7 +61,6 @@ class RandomSFTConfig:
 
 def _steady_clock(dev, warm:int, end:int|None=None):
     "A Trainer callback timing the optimizer steps after the first `warm` and up to `end` (start-up and warm-up excluded)."
-    from transformers import TrainerCallback
     class Clock(TrainerCallback):
         steps, seconds, t0 = 0, 0.0, None
         def on_step_end(self, args, state, control, **kw):
@@ -96,7 +98,6 @@ def profile_summary(prof, steps:int, wall_s:float, top:int=12) -> dict:
 
 def _profiler_callback(dev, start:int, n:int, sink:dict):
     "A Trainer callback profiling optimizer steps start+1 .. start+n; fills `sink` with `profile_summary`."
-    from transformers import TrainerCallback
     acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     class Prof(TrainerCallback):
         prof, t0 = None, None
@@ -119,9 +120,6 @@ ZERO3_FAST = {**ZERO_FAST, "zero_optimization.stage3_prefetch_bucket_size": 5e8,
        launch="config")
 def run_random_sft(cfg:RandomSFTConfig):
     "SFT of a random-init Llama of `cfg.shape` (TRL SFTTrainer, packed); the `Result` holds tokens/s and memory, score 0."
-    from transformers import LlamaConfig, AutoModelForCausalLM
-    from trl import SFTTrainer
-    from datasets import Dataset
     seed_everything(cfg.seed)
     dev = get_device(cfg.device)
     world = tiny_world(); tok = train_tokenizer(world.corpus(), kind="char")
@@ -134,7 +132,8 @@ def run_random_sft(cfg:RandomSFTConfig):
     args = sft_args(scfg, str(out), packing_strategy="wrapped")  # before the model: under ZeRO-3 this enables zero.Init
     _ = args.device  # starts torch.distributed now (Trainer would do it later)...
     if cfg.deepspeed:  # ...and hands it to deepspeed.comm, which zero.Init asks for the world size (on CPU, Trainer does not)
-        import deepspeed; deepspeed.init_distributed()
+        import deepspeed  # optional: DeepSpeed is needed only when a run asks for it (importing it probes for an accelerator)
+        deepspeed.init_distributed()
     mcfg = LlamaConfig(**LLAMA_SHAPES[cfg.shape], max_position_embeddings=max(2048, cfg.max_length), pad_token_id=tok.pad_token_id,
                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     with Meter() as m:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_sft.ipynb #48796705
 from __future__ import annotations
-import os, re, json, time, shutil, dataclasses, contextlib
+import os, re, io, csv, json, time, shutil, dataclasses, contextlib
 from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,9 @@ from .base import BaseConfig, warm_tiny_base, tiny_base, train_resumable, tiny_w
 from .reliability import NaNGuard, MarkComplete, resolve_resume, check_context, check_cpu_options
 from .distributed import apply_zero3_leaf
 from .pretrain.compute import predict_train_memory, activation_bytes
+import datasets
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
 
 # %% auto #0
 __all__ = ['GENERATION_MARK', 'to_format', 'load_rows', 'SFTRunConfig', 'sft_args', 'trainable_chat_rows', 'sft_train',
@@ -48,7 +51,6 @@ def load_rows(path:str) -> list[dict]:
     p = Path(path).expanduser()
     if not p.exists(): raise FileNotFoundError(f"data path {str(p)!r} does not exist")
     if p.is_dir():
-        import datasets
         return list(datasets.load_from_disk(str(p)))
     if p.suffix == ".jsonl":
         rows = []
@@ -62,8 +64,6 @@ def load_rows(path:str) -> list[dict]:
         if not isinstance(d, list): raise ValueError(f"{p.name} must hold a JSON list of rows")
         return d
     if p.suffix == ".csv":
-        import csv
-        import io
         return list(csv.DictReader(io.StringIO(_read_text(p), newline="")))
     raise ValueError(f"unsupported data file {p.name!r}: use .jsonl, .json, .csv or a saved datasets folder")
 
@@ -125,7 +125,6 @@ def _resolve_precision(cfg:SFTRunConfig) -> tuple[bool, bool]:
 
 def sft_args(cfg:SFTRunConfig, output_dir:str, **extra):
     "The TRL `SFTConfig` for `cfg` (CPU-sensible: no bf16, no checkpointing, no reporting)."
-    from trl import SFTConfig
     bf16, gc = _resolve_precision(cfg)
     kw = dict(output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
               warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", weight_decay=cfg.weight_decay,
@@ -170,8 +169,6 @@ def sft_train(model, tok, rows:list[dict], cfg:SFTRunConfig|None=None,
               callbacks:list|None=None, # extra Trainer callbacks (e.g. AdaLoRA's rank allocator)
               **args_overrides) -> dict:
     "Fine-tune `model` on `rows` (in `cfg.data_format`) with TRL's SFTTrainer; returns `{model, history, train_s}`."
-    from trl import SFTTrainer
-    from datasets import Dataset
     cfg = cfg or SFTRunConfig()
     _validate_sft_rows(rows, cfg.data_format)
     rows, fmt = trainable_chat_rows(rows, cfg.data_format, tok)
@@ -225,7 +222,7 @@ def predicted_train_mem_mb(model, tok, rows:list[dict]|None, cfg, method:str|Non
         seq = min(seq, max(len(tok(tok.apply_chat_template(r["messages"], tokenize=False), add_special_tokens=False)["input_ids"]) for r in rows[:256]))
     n_unq = 0
     if method == "qlora":  # embeddings, norms and the head stay in 16/32 bit
-        import bitsandbytes as bnb
+        import bitsandbytes as bnb  # optional: only a QLoRA model (already 4-bit) is measured here
         n_unq = (total - trainable) - sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
     act = activation_bytes(seq_len=seq, batch=cfg.batch_size, hidden=c.hidden_size, n_layers=c.num_hidden_layers,
                            n_heads=c.num_attention_heads, vocab=c.vocab_size, checkpointing=bool(cfg.gradient_checkpointing))

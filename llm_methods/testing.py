@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from .core import tiny_llama  # before transformers: its log filters (00_core) must be in place
 from transformers import TrainerCallback
+import transformers
 from .data import train_tokenizer
 from .base import tiny_world
 from .sft import to_format, SFTRunConfig, sft_train
@@ -61,7 +62,6 @@ class FailSaveAt(TrainerCallback):
     def __init__(self, step:int): self.step = step
     def on_step_end(self, args, state, control, **kw):
         if state.global_step == self.step:
-            import transformers
             orig = transformers.Trainer._save_optimizer_and_scheduler
             def fail(trainer, output_dir):
                 transformers.Trainer._save_optimizer_and_scheduler = orig  # once

@@ -261,3 +261,37 @@ def bench_mfu(tokens_per_s, flops): return tokens_per_s * flops / 989e12
     assert len(_own_compute_math(planted, compute)) == 6   # the three functions, PEAK_BF16_FLOPS, bench_mfu's 989e12, the table
     assert len(_spelled_1b(planted, compute)) == 1
     assert _own_compute_math("def _peak(dev): return 0\nBATCHES = (1, 2, 4)\n", compute) == []   # names and tables of its own are fine
+
+
+def _fn_imports_without_reason(src:str) -> list[int]:
+    "Line numbers of import statements inside a function (or method) of `src` with no `# optional: <reason>` on their lines."
+    lines, out = src.splitlines(), []
+    for fn in ast.walk(ast.parse(src)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)): continue
+        for n in ast.walk(fn):
+            if isinstance(n, (ast.Import, ast.ImportFrom)) and not any(
+                    re.search(r"# optional: \S.{8,}", l) for l in lines[n.lineno - 1 : n.end_lineno]):
+                out.append(n.lineno)
+    return sorted(set(out))
+
+def test_imports_inside_functions_only_optional():
+    "Imports sit at the top of each module; one inside a function is only for an optional dependency (deepspeed, bitsandbytes, pynvml) or the CLI's torch-free `--help`, and says why: `# optional: <reason>` on its line."
+    bad = {m: ln for m, p in _modules().items() if (ln := _fn_imports_without_reason(p.read_text()))}
+    assert bad == {}, bad
+    assert _fn_imports_without_reason("def f():\n    import json\n") == [2]  # a planted one is found
+    assert _fn_imports_without_reason("def f():\n    import pynvml  # optional: NVIDIA only, not a requirement\n") == []
+
+def test_notebook_name_is_module_path():
+    "A notebook that exports a module is named after its path (`06b_rlhf_ppo.ipynb` -> `llm_methods/rlhf/ppo.py`), and the README's map lists every notebook."
+    nbs = PKG.parent / "nbs"
+    wrong = {}
+    for nb in sorted(nbs.glob("*.ipynb")):
+        m = re.search(r"#\| default_exp ([\w.]+)", nb.read_text())
+        if m is None: continue
+        want = m.group(1).replace(".", "_")
+        stem = nb.stem.split("_", 1)[1] if "_" in nb.stem else ""
+        if stem != want: wrong[nb.name] = f"exports llm_methods.{m.group(1)}: name it <number>_{want}.ipynb"
+    assert not wrong, wrong
+    readme = (PKG.parent / "README.md").read_text()
+    missing = [nb.stem for nb in sorted(nbs.glob("[0-9]*.ipynb")) if f"`{nb.stem}`" not in readme]
+    assert not missing, f"README's notebook map omits {missing}"

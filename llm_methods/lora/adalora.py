@@ -4,11 +4,16 @@
 
 # %% ../../nbs/03b_adalora.ipynb #97d9c2fb
 from __future__ import annotations
-import os, time, shutil, dataclasses
+import os, re, time, shutil, dataclasses
 from typing import ClassVar
 from dataclasses import dataclass, field
 import torch
+import matplotlib.pyplot as plt
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
+from transformers import TrainerCallback  # after core: its log filters must be in place when bitsandbytes loads
+from trl import SFTTrainer
+from peft import AdaLoraConfig
+from datasets import Dataset
 from ..evaluate import Result, record_result
 from ..base import _history_callback, quiet_trainer, warm_tiny_base
 from ..stages import stage
@@ -34,7 +39,6 @@ def adalora_active_ranks(model, adapter:str="default") -> dict[str, int]:
     return {n.replace(f".lora_E.{adapter}", ""): int((p != 0).sum()) for n, p in model.named_parameters() if f"lora_E.{adapter}" in n}
 
 def _adalora_callback_cls():
-    from transformers import TrainerCallback
     class AdaLoraCallback(TrainerCallback):
         "Calls PEFT's `update_and_allocate` after every optimizer step (before the gradients are zeroed); records the budget."
         def __init__(self): self.budget = []  # (step, triplets kept)
@@ -63,7 +67,6 @@ def orthogonal_regularizer(model, adapter:str="default") -> torch.Tensor:
     return torch.stack(terms).mean()
 
 def _adalora_trainer_cls(orth_reg_weight:float, adapter:str="default"):
-    from trl import SFTTrainer
     class AdaLoraSFTTrainer(SFTTrainer):
         "SFTTrainer plus AdaLoRA's orthogonal regulariser, which TRL's fused-head loss would drop."
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -77,7 +80,6 @@ def _adalora_trainer_cls(orth_reg_weight:float, adapter:str="default"):
 def adalora_train(model, tok, rows:list[dict], cfg:SFTRunConfig, peft_config, # an `AdaLoraConfig`
                   callbacks:list|None=None, **args_overrides) -> dict:
     "`sft_train` for AdaLoRA: the rank-allocation callback and the orthogonal regulariser included; returns `{model, history, train_s, trainer, callback}`."
-    from datasets import Dataset
     _validate_sft_rows(rows, cfg.data_format)
     check_lm_fits(model, tok, 1)
     if peft_config.total_step != cfg.steps:
@@ -125,7 +127,6 @@ class AdaLoraRunConfig(SFTRunConfig):
 
 def adalora_config(cfg:AdaLoraRunConfig):
     "The PEFT `AdaLoraConfig` for `cfg` (total_step = cfg.steps)."
-    from peft import AdaLoraConfig
     ti, tf = cfg.schedule()
     tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
     return AdaLoraConfig(init_r=cfg.init_r, target_r=cfg.target_r, tinit=ti, tfinal=tf, deltaT=cfg.deltaT, beta1=cfg.beta1,
@@ -167,7 +168,6 @@ def run_adalora(cfg:AdaLoraRunConfig) -> Result:
 # %% ../../nbs/03b_adalora.ipynb #9a111198
 def rank_grid(ranks:dict[str, int]) -> tuple[list[str], list[int], torch.Tensor]:
     "Arrange `{module name: rank}` as (matrix names, layer indices, grid[matrix, layer])."
-    import re
     cells = {}
     for name, r in ranks.items():
         m = re.search(r"layers\.(\d+)\.(?:\w+\.)?(\w+)$", name)
@@ -180,7 +180,6 @@ def rank_grid(ranks:dict[str, int]) -> tuple[list[str], list[int], torch.Tensor]
 
 def plot_ranks(ranks:dict[str, int], init_r:int|None=None, ax=None, title:str="final AdaLoRA ranks"):
     "Heat-map of the final rank per matrix (rows) and layer (columns)."
-    import matplotlib.pyplot as plt
     mats, layers, grid = rank_grid(ranks)
     if ax is None: _, ax = plt.subplots(figsize=(1.2 + 0.9 * len(layers), 0.45 * len(mats) + 1))
     im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=init_r or int(grid.max()), aspect="auto")

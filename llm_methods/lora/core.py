@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from ..core import home_dir, seed_everything, count_params, Meter, save_pretrained_atomic
+from transformers import OPTConfig, OPTForCausalLM  # after core: its log filters must be in place when bitsandbytes loads
+from peft import LoraConfig
 from ..evaluate import Result, record_result
 from ..sft import SFTRunConfig, sft_train, load_model_and_tokenizer, training_rows, finish_result, run_output, save_final
 from ..base import tiny_base_path, warm_tiny_base
@@ -142,7 +144,6 @@ class LoraRunConfig(SFTRunConfig):
 
 def lora_config(cfg:LoraRunConfig):
     "The PEFT `LoraConfig` for `cfg`."
-    from peft import LoraConfig
     tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
     return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=tm, task_type="CAUSAL_LM")
 
@@ -189,7 +190,6 @@ def lora_param_count(model:nn.Module, targets=("q_proj", "v_proj"), # module-nam
 
 def gpt3_175b_shaped(layers:int=96, d_model:int=12288, vocab:int=50257, ctx:int=2048):
     "A model with GPT-3 175B's shapes (Brown et al. 2020, Table 2.1) on the `meta` device: shapes only, no memory."
-    from transformers import OPTConfig, OPTForCausalLM
     cfg = OPTConfig(hidden_size=d_model, num_hidden_layers=layers, ffn_dim=4 * d_model, num_attention_heads=96,
                     vocab_size=vocab, max_position_embeddings=ctx, word_embed_proj_dim=d_model)
     with torch.device("meta"): return OPTForCausalLM(cfg)  # every tensor on meta (init_empty_weights still allocates buffers)

@@ -4,12 +4,14 @@
 
 # %% ../../nbs/03a_qlora.ipynb #317ae62e
 from __future__ import annotations
-import math, os, time, shutil, dataclasses, importlib
+import math, os, gc, time, shutil, warnings, dataclasses, importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from torch import nn
 from ..core import home_dir, seed_everything, count_params, Meter, get_device, load_model, load_tokenizer, save_pretrained_atomic
+from transformers import BitsAndBytesConfig  # after core: its log filters must be in place when bitsandbytes loads
+from peft import prepare_model_for_kbit_training
 from ..evaluate import Result, record_result
 from ..sft import sft_train, training_rows, finish_result, run_output, save_final
 from .core import LoraRunConfig, lora_config, predicted_train_mem_mb
@@ -40,7 +42,7 @@ def int4_values() -> torch.Tensor:
 
 def fp4_values() -> torch.Tensor:
     "bitsandbytes' FP4 (1 sign, 2 exponent, 1 mantissa bits) values, sorted."
-    import bitsandbytes.functional as F
+    import bitsandbytes.functional as F  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     return F.get_4bit_type("fp4", device="cpu").sort().values
 
 # %% ../../nbs/03a_qlora.ipynb #d88f2337
@@ -68,7 +70,7 @@ _EXACT_CPU_DEQUANT = False
 
 def _dequantize_4bit_cpu(A, absmax, blocksize, quant_type, shape, dtype):
     "bitsandbytes' `dequantize_4bit` op on CPU, computed by `dequantize_4bit` (one fp32 product per weight)."
-    import bitsandbytes.functional as F
+    import bitsandbytes.functional as F  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     code = F.get_4bit_type(quant_type, device=A.device)
     return dequantize_4bit(A.view(torch.uint8), absmax.float(), code, shape, blocksize).to(dtype)
 
@@ -76,7 +78,7 @@ def exact_cpu_dequantize() -> bool:
     "Make bitsandbytes dequantize 4-bit weights on CPU with `dequantize_4bit` (its AVX512 kernel is wrong for rows that are not whole blocks)."
     global _EXACT_CPU_DEQUANT
     if _EXACT_CPU_DEQUANT: return False
-    import warnings, bitsandbytes  # noqa: F401  (defines the op being replaced)
+    import bitsandbytes  # noqa: F401  (defines the op being replaced)  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     with warnings.catch_warnings():  # torch says it overrides a kernel: that is the point
         warnings.simplefilter("ignore", UserWarning)
         torch.library.register_kernel("bitsandbytes::dequantize_4bit", "cpu", _dequantize_4bit_cpu)
@@ -85,8 +87,8 @@ def exact_cpu_dequantize() -> bool:
 
 def cpu_packed_path(model:nn.Module) -> int:
     "Keep bitsandbytes' AVX512-BF16 inference path only in the `Linear4bit` layers it can serve; the number that keep it."
-    import bitsandbytes as bnb
-    from bitsandbytes.functional import has_avx512bf16
+    import bitsandbytes as bnb  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
+    from bitsandbytes.functional import has_avx512bf16  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     cpu_has = bool(has_avx512bf16())
     kept = 0
     for m in model.modules():
@@ -114,7 +116,7 @@ def quant_constant_bits(blocksize:int=64, # weights per 4-bit block
 
 def double_quantize(absmax:torch.Tensor, blocksize2:int=256):
     "Quantize block constants: `(uint8 codes, fp32 scale per block of blocksize2, fp32 offset)`, with bitsandbytes' dynamic 8-bit code."
-    import bitsandbytes.functional as F
+    import bitsandbytes.functional as F  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     code8 = F.create_dynamic_map(signed=True)  # 256 sorted values in [-1, 1]
     offset = absmax.mean()
     c = absmax - offset
@@ -127,7 +129,7 @@ def double_quantize(absmax:torch.Tensor, blocksize2:int=256):
 
 def double_dequantize(idx:torch.Tensor, scales:torch.Tensor, offset:torch.Tensor, blocksize2:int=256) -> torch.Tensor:
     "Undo `double_quantize`: the (approximate) fp32 block constants."
-    import bitsandbytes.functional as F
+    import bitsandbytes.functional as F  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     code8 = F.create_dynamic_map(signed=True)
     vals = code8[idx.long()]
     per = torch.repeat_interleave(scales, torch.tensor([min(blocksize2, vals.numel() - i * blocksize2) for i in range(len(scales))]))
@@ -136,7 +138,6 @@ def double_dequantize(idx:torch.Tensor, scales:torch.Tensor, offset:torch.Tensor
 # %% ../../nbs/03a_qlora.ipynb #7ef3080a
 def bnb_4bit_config(quant_type:str="nf4", double_quant:bool=True, compute_dtype:str="float32"):
     "A `BitsAndBytesConfig` for 4-bit loading (QLoRA: nf4 + double quantization; compute in bf16 on GPUs)."
-    from transformers import BitsAndBytesConfig
     if quant_type not in ("nf4", "fp4"): raise ValueError(f"quant_type must be 'nf4' or 'fp4', got {quant_type!r}")
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_use_double_quant=double_quant,
                               bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
@@ -152,7 +153,7 @@ def load_4bit(path:str, quant_type:str="nf4", double_quant:bool=True, compute_dt
 
 def quantized_nbytes(model) -> dict:
     "Bytes bitsandbytes holds for the 4-bit weights of `model`: indices, constants, code tables; and the parameter count."
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     out = dict(n_params=0, indices=0, constants=0, code_tables=0, n_tensors=0)
     for m in model.modules():
         if isinstance(m, bnb.nn.Linear4bit):
@@ -188,7 +189,6 @@ class QLoraRunConfig(LoraRunConfig):
        warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), four_bit="qlora")
 def run_qlora(cfg:QLoraRunConfig) -> Result:
     "QLoRA instruction tuning: 4-bit base (bitsandbytes) + LoRA (PEFT) + TRL; scored and recorded."
-    from peft import prepare_model_for_kbit_training
     seed_everything(cfg.seed)
     dev = get_device(cfg.device)
     compute = cfg.compute_dtype or ("bfloat16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "float32")
@@ -219,7 +219,7 @@ def optimizer_memory(optim:str="adamw", # adamw, adamw8bit, paged_adamw, paged_a
                      mem_fraction:float|None=None, # cap PyTorch's allocator at this share of the GPU (simulates pressure)
                      device:str="cuda") -> dict:
     "Train a random Llama fully for a few steps with `optim` on a GPU; peak allocator/device memory, step time, OOM or not."
-    import gc, bitsandbytes as bnb
+    import bitsandbytes as bnb  # optional: bitsandbytes is hardware-specific (4-bit kernels), needed only by the 4-bit code
     dev = get_device(device)
     if dev.type == "cuda" and dev.index is None: dev = torch.device("cuda", torch.cuda.current_device())  # the allocator cap needs an index
     if dev.type != "cuda": raise ValueError("optimizer_memory measures GPU memory: pass device='cuda' on a machine with a GPU")
@@ -227,7 +227,8 @@ def optimizer_memory(optim:str="adamw", # adamw, adamw8bit, paged_adamw, paged_a
             "paged_adamw": lambda p: bnb.optim.PagedAdamW(p, lr=1e-4), "paged_adamw8bit": lambda p: bnb.optim.PagedAdamW8bit(p, lr=1e-4)}
     if optim not in opts: raise ValueError(f"optim must be one of {list(opts)}, got {optim!r}")
     try:
-        import pynvml; pynvml.nvmlInit(); h = pynvml.nvmlDeviceGetHandleByIndex(dev.index or 0)
+        import pynvml  # optional: NVIDIA-only and not a requirement (without it: no device reading, the except below)
+        pynvml.nvmlInit(); h = pynvml.nvmlDeviceGetHandleByIndex(dev.index or 0)
         used = lambda: pynvml.nvmlDeviceGetMemoryInfo(h).used
     except Exception: used = lambda: None
     gc.collect(); torch.cuda.empty_cache(); torch.cuda.set_per_process_memory_fraction(1.0, dev)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01a_clm.ipynb #8d56a3d2
 from __future__ import annotations
-import os, json, math, random, time, dataclasses
+import os, io, json, math, random, time, contextlib, dataclasses
 from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +12,8 @@ import torch
 from ..core import (seed_everything, count_params, get_device, Meter, load_model, load_tokenizer, LoadError,
                               tiny_llama, tiny_gpt2, tiny_bert, from_dict, save_pretrained_atomic)
 from ..data import TinyWorld, WorldConfig, train_tokenizer
+import transformers  # after core: its log filters must be in place when bitsandbytes loads
+from transformers import AutoConfig
 from ..evaluate import evaluate, perplexity, make_result, record_result, Result, device_name
 from ..base import train_causal_lm, CLMConfig, check_lm_fits, plot_loss
 from ..stages import stage, registry, TrainConfig
@@ -143,7 +145,6 @@ def build_tokenizer(cfg:PretrainConfig, docs:list[list[str]]):
                            bert=cfg.objective == "mlm")
 
 def _config_of(name:str):
-    from transformers import AutoConfig
     p = Path(name).expanduser()
     try:
         if p.suffix == ".json":
@@ -187,7 +188,6 @@ def _build_other(cfg, tok):
     kind = "causal" if cfg.objective == "clm" else ("pretraining" if cfg.nsp else "masked")
     scratch = cfg.init == "scratch" or cfg.model.endswith(".json")
     if scratch:
-        import transformers
         conf = _config_of(cfg.model)
         cls = {"causal": transformers.AutoModelForCausalLM, "pretraining": transformers.AutoModelForPreTraining,
                "masked": transformers.AutoModelForMaskedLM}[kind]
@@ -215,7 +215,6 @@ def check_pretrain_fits(cfg:PretrainConfig, model, tok):
 # %% ../../nbs/01a_clm.ipynb #eeb695ac
 def _quiet(on:bool):
     "Swallow Trainer's printed log lines (it prints them when the progress bar is off)."
-    import contextlib, io
     return contextlib.redirect_stdout(io.StringIO()) if on else contextlib.nullcontext()
 
 def _peak_tflops(dev:str) -> float|None:

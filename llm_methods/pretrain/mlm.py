@@ -4,9 +4,10 @@
 
 # %% ../../nbs/01b_mlm_nsp.ipynb #64c184cc
 from __future__ import annotations
-import random, time, math, dataclasses
+import random, time, math, inspect, dataclasses
 import torch
 from ..core import seed_everything, count_params, Meter, home_dir, save_pretrained_atomic
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments  # after core: its log filters must be in place when bitsandbytes loads
 from ..evaluate import make_result, record_result, Result, EvalReport
 from ..base import trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from .clm import OBJECTIVES, PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
@@ -66,7 +67,6 @@ def encode_pairs(tok, pairs:list[dict], max_len:int=128, nsp:bool=True) -> list[
 class MLMNSPCollator:
     "🤗's MLM collator (15 %, 80/10/10) plus next-sentence labels passed through."
     def __init__(self, tok, mlm_probability:float=0.15, seed:int|None=None):
-        from transformers import DataCollatorForLanguageModeling
         # the collator's own `seed=` refuses to run inside a multiprocessing worker (nbdev_test runs notebooks in
         # worker processes), so we seed torch's RNG ourselves around each call: same masks, anywhere
         self.mlm = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=mlm_probability)
@@ -105,13 +105,11 @@ class _Rows(torch.utils.data.Dataset):
 
 def _length_grouping(TA) -> dict:
     "Batches of similar length (less padding): `train_sampling_strategy` in transformers >= 5.20, `group_by_length` before."
-    import inspect
     ps = inspect.signature(TA).parameters
     return {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in ps else {"group_by_length": True}
 
 def train_bert(model, tok, rows:list[dict], cfg:PretrainConfig) -> dict:
     "Pretrain a BERT (`BertForPreTraining` or `BertForMaskedLM`) on encoded rows; returns `{history, train_s, tokens}`."
-    from transformers import Trainer, TrainingArguments
     out = cfg.output_dir or str(home_dir() / "tmp" / f"mlm-{time.time_ns()}")
     args = TrainingArguments(output_dir=out, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
                              warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", weight_decay=cfg.weight_decay,

@@ -8,6 +8,8 @@ import math, time, dataclasses
 from dataclasses import dataclass, field
 import numpy as np
 import torch
+import matplotlib.pyplot as plt
+from scipy.optimize import least_squares
 from ..core import tiny_llama, count_params, seed_everything
 from ..data import TinyWorld, train_tokenizer
 from ..base import pack_texts
@@ -79,7 +81,6 @@ def scaling_sweep(cfg:ScalingConfig|None=None, world:TinyWorld|None=None, verbos
 
 # %% ../../nbs/01c_scaling.ipynb #71ba05ab
 def _fit(residual, starts:list, lower, upper):
-    from scipy.optimize import least_squares
     best = None
     for x0 in starts:
         x0 = np.clip(np.array(x0, dtype=float), np.array(lower) + 1e-9, np.array(upper) - 1e-9)
@@ -128,7 +129,6 @@ def law_loss(fit:dict, N, D=None):
 # %% ../../nbs/01c_scaling.ipynb #448b0836
 def plot_scaling(rows:list[dict], fit:dict, axes=None):
     "Measured held-out loss vs N per budget with the fitted L(N, D), next to Chinchilla's L(N, D) on its own scale."
-    import matplotlib.pyplot as plt
     if axes is None: _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     Ns = np.array(sorted({r["N"] for r in rows})); Ds = sorted({r["D"] for r in rows})
     nn = np.logspace(np.log10(Ns.min() / 1.5), np.log10(Ns.max() * 3), 100)

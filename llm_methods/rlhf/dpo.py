@@ -11,6 +11,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
+from trl import DPOConfig, DPOTrainer  # after core: its log filters must be in place when bitsandbytes loads
+from peft import LoraConfig
+from datasets import Dataset
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result, EvalReport
 from ..stages import stage, TrainConfig
@@ -84,7 +87,6 @@ class DPORunConfig(TrainConfig):
 
 def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
     "TRL's `DPOConfig` for `cfg` (CPU-sensible; checkpoints only with `save_steps`, no reporting)."
-    from trl import DPOConfig
     dev = get_device(cfg.device)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (dev.type == "cuda" and torch.cuda.is_bf16_supported())
     losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {"loss_type": ["sigmoid"]}
@@ -101,12 +103,9 @@ def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_mod
                 callbacks:list|None=None, # extra Trainer callbacks
                 **overrides):
     "A TRL `DPOTrainer` on `{prompt, chosen, rejected}` rows; LoRA if `cfg.lora_r`, else a reference copy (made if not given)."
-    from trl import DPOTrainer
-    from datasets import Dataset
     cfg = cfg or DPORunConfig()
     peft_config = None
     if cfg.lora_r:
-        from peft import LoraConfig
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets, lora_dropout=0.0, task_type="CAUSAL_LM")
         ref_model = None
     elif ref_model is None:

@@ -9,6 +9,9 @@ from typing import ClassVar
 from dataclasses import dataclass, field
 import torch
 from ..core import home_dir, seed_everything, get_device, Meter, load_model, load_tokenizer, save_pretrained_atomic, causal_inputs_only
+from trl import GRPOConfig, GRPOTrainer  # after core: its log filters must be in place when bitsandbytes loads
+from peft import LoraConfig
+from datasets import Dataset
 from ..base import tiny_world, trainer_device_args, _history_callback, quiet_trainer
 from ..data import strip_signoff, gold_prefers
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
@@ -84,7 +87,6 @@ class GRPORunConfig(TrainConfig):
 
 def grpo_args(cfg:GRPORunConfig, output_dir:str, **extra):
     "TRL's `GRPOConfig` for `cfg`."
-    from trl import GRPOConfig
     dev = get_device(cfg.device)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (dev.type == "cuda" and torch.cuda.is_bf16_supported())
     kw = dict(output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
@@ -98,13 +100,10 @@ def grpo_args(cfg:GRPORunConfig, output_dir:str, **extra):
 
 def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_funcs=None, **overrides) -> dict:
     "Run TRL's GRPOTrainer; returns `{model, history, train_s, trainer}`."
-    from trl import GRPOTrainer
-    from datasets import Dataset
     cfg = cfg or GRPORunConfig()
     seed_everything(cfg.seed)
     peft_config = None
     if cfg.lora_r:
-        from peft import LoraConfig
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM")
     out = str(home_dir() / "tmp" / f"grpo-{os.getpid()}-{time.time_ns()}")
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs or list(GRPO_REWARDS), args=grpo_args(cfg, out, **overrides),

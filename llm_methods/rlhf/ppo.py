@@ -4,7 +4,7 @@
 
 # %% ../../nbs/06b_ppo.ipynb #6e95532a
 from __future__ import annotations
-import os, json, math, time, copy, random, warnings, dataclasses
+import os, json, math, time, copy, random, shutil, warnings, dataclasses
 from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import matplotlib.pyplot as plt
+from safetensors.torch import save_model, save_file, load_model as st_load_model, load_file
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, save_pretrained_atomic
+from accelerate import Accelerator  # after core: its log filters must be in place when bitsandbytes loads
+from accelerate.utils import DeepSpeedPlugin
+from peft import LoraConfig, get_peft_model
+from tqdm.auto import tqdm
 from ..base import tiny_world
 from ..data import strip_signoff
 from ..evaluate import evaluate, generate_greedy, make_result, record_result, Result, EvalReport
@@ -235,10 +241,8 @@ def ppo_accelerator(cfg:PPOConfig, device:torch.device):
     "An `accelerate.Accelerator` when this process is one of several (a launched run) or DeepSpeed is asked for; None otherwise."
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1 and cfg.deepspeed is None: return None
-    from accelerate import Accelerator
     plugin = None
     if cfg.deepspeed is not None:
-        from accelerate.utils import DeepSpeedPlugin
         ds = load_ds_config(cfg.deepspeed)
         if (ds.get("zero_optimization") or {}).get("stage", 0) == 3: raise ValueError(PPO_ZERO3)
         # our loop, not Trainer, so nothing fills DeepSpeed's "auto" values: one optimizer step per minibatch, fp32 like one process
@@ -279,7 +283,6 @@ class PPOTrainer:
         if self.rm is not None: self.rm.to(self.device).eval().requires_grad_(False)
         if tok.pad_token_id is None: raise ValueError("the policy's tokenizer needs a pad token (set tok.pad_token)")
         if cfg.lora_r:
-            from peft import LoraConfig, get_peft_model
             policy = get_peft_model(policy, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets, lora_dropout=0.0))
             self.ref = None
         else:
@@ -516,7 +519,6 @@ def measure(self:PPOTrainer, items:list[dict]) -> dict:
 def train(self:PPOTrainer, steps:int|None=None, eval_items:list[dict]|None=None, callback=None) -> list[dict]:
     "Run `steps` PPO iterations (default `cfg.steps` minus those done), with optional held-out evals and checkpoints."
     cfg = self.cfg; steps = steps if steps is not None else cfg.steps - self.step_n
-    from tqdm.auto import tqdm
     bar = tqdm(range(steps), disable=not cfg.progress, desc="ppo")
     for _ in bar:
         rec = self.step()
@@ -531,8 +533,6 @@ def train(self:PPOTrainer, steps:int|None=None, eval_items:list[dict]|None=None,
 @patch
 def save(self:PPOTrainer, path:str|Path) -> Path:
     "Write a resumable checkpoint to `path`: into a temp folder, marked complete, then renamed (a crash never leaves a half-written `path`)."
-    import shutil
-    from safetensors.torch import save_model, save_file
     final = Path(path)
     if self.acc is not None and self.rank != 0:  # DDP: every rank holds the same weights and optimizer state; rank 0 writes them
         torch.distributed.barrier(); return final
@@ -557,7 +557,6 @@ def save(self:PPOTrainer, path:str|Path) -> Path:
 @patch
 def load(self:PPOTrainer, path:str|Path):
     "Restore a checkpoint written by `save` into this trainer (built with the same config and starting model)."
-    from safetensors.torch import load_model as st_load_model, load_file
     p = Path(path)
     if not (p / "trainer_state.json").exists(): raise FileNotFoundError(f"{str(p)!r} is not a PPO checkpoint (no trainer_state.json)")
     st_load_model(self.model, str(p / "policy_value.safetensors"))  # strict: raises if the model does not match
@@ -643,7 +642,6 @@ def run_ppo(cfg:PPOConfig) -> Result:
 # %% ../../nbs/06b_ppo.ipynb #97c2927d
 def plot_ppo(history:list[dict], keys=("score", "kl", "entropy", "value_loss", "clipfrac", "gold_acc"), title:str|None=None, axs=None, label=None):
     "Plot PPO diagnostics per step (one panel per key; `kl` also shows `kl_exact` when logged)."
-    import matplotlib.pyplot as plt
     keys = [k for k in keys if k in history[0]]
     if axs is None: _, axs = plt.subplots(1, len(keys), figsize=(2.9 * len(keys), 2.6))
     steps = [h["step"] for h in history]

@@ -4,13 +4,17 @@
 
 # %% ../../nbs/06a_reward.ipynb #bb1ba991
 from __future__ import annotations
-import os, json, time, shutil, dataclasses
+import os, json, time, shutil, hashlib, dataclasses
 from typing import ClassVar
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from ..core import home_dir, seed_everything, get_device, Meter, count_params, load_model, load_tokenizer, from_dict, save_pretrained_atomic, write_atomic
+from transformers import AutoConfig  # after core: its log filters must be in place when bitsandbytes loads
+from transformers.utils import logging as hf_logging
+from trl import RewardConfig, RewardTrainer
+from datasets import Dataset
 from ..base import tiny_world, trainer_device_args, _history_callback, plot_loss, quiet_trainer
 from ..evaluate import Result, EvalReport, make_result, record_result
 from ..stages import stage, TrainConfig
@@ -50,12 +54,10 @@ def reward_model(name_or_path:str|Path, # an HF checkpoint (decoder or encoder)
         if tok.eos_token is None: raise ValueError(f"tokenizer of {str(name_or_path)!r} has neither a pad nor an eos token; set tok.pad_token")
         tok.pad_token = tok.eos_token
     if tok.eos_token is None and tok.sep_token is not None: tok.eos_token = tok.sep_token  # encoders: end replies with [SEP]
-    from transformers.utils import logging as hf_logging
     v = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()  # "score.weight newly initialised" is expected here
     try:
         kw = {}
         if extra_layers:
-            from transformers import AutoConfig
             c = AutoConfig.from_pretrained(str(name_or_path))
             kw["num_hidden_layers"] = c.get_text_config().num_hidden_layers + extra_layers
         model = load_model(name_or_path, kind="seq_cls", num_labels=1, **kw)
@@ -138,7 +140,6 @@ def _bf16(cfg) -> bool:
 
 def reward_args(cfg:RewardRunConfig, output_dir:str, **extra):
     "TRL's `RewardConfig` for `cfg`: CPU-sensible (bf16 and checkpointing decided by device), no reporting, no saving."
-    from trl import RewardConfig
     kw = dict(output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
               warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", weight_decay=cfg.weight_decay,
               logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=[], bf16=_bf16(cfg),
@@ -151,8 +152,6 @@ def reward_args(cfg:RewardRunConfig, output_dir:str, **extra):
 
 def reward_trainer(model, tok, rows:list[dict], cfg:RewardRunConfig|None=None, output_dir:str|None=None, **overrides):
     "A TRL `RewardTrainer` for `{prompt, chosen, rejected}` rows (converted to the tokenizer's format)."
-    from trl import RewardTrainer
-    from datasets import Dataset
     cfg = cfg or RewardRunConfig()
     if getattr(model.config, "num_labels", None) != 1:
         raise ValueError(f"a reward model needs a scalar head (num_labels=1), got num_labels={model.config.num_labels}; load it with reward_model()")
@@ -174,7 +173,6 @@ def reward_train(model, tok, rows:list[dict], cfg:RewardRunConfig|None=None, **o
 # %% ../../nbs/06a_reward.ipynb #7e2f4dda
 def _weights_id(folder:Path) -> str:
     "A short hash of a checkpoint's weight files (a rebuilt SFT model gets a new reward model)."
-    import hashlib
     h = hashlib.sha256()
     for f in sorted(Path(folder).glob("*.safetensors")): h.update(f.read_bytes())
     return h.hexdigest()[:16] if h.digest_size and any(Path(folder).glob("*.safetensors")) else str(folder)
