@@ -40,8 +40,8 @@ __all__ = ['SHAPES', 'MFU_GPU', 'BATCHES', 'ZERO_RUNS', 'llama_config', 'fused_l
 
 # %% ../nbs/10_bench.ipynb #5d65b971
 SHAPES = {  # Llama shapes used by the benchmarks (untied embeddings, like TinyLlama and Llama-1)
-    "1b":   TINYLLAMA_1B,                                                       # TinyLlama-1.1B (01_pretrain)
-    "65b":  LLAMA_65B,                                                          # Llama-1 65B (01_pretrain)
+    "1b":   TINYLLAMA_1B,                                                       # TinyLlama-1.1B (01_pretrain_compute)
+    "65b":  LLAMA_65B,                                                          # Llama-1 65B (01_pretrain_compute)
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=160, vocab_size=512),                        # CPU smoke test
 }

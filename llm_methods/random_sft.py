@@ -27,7 +27,7 @@ __all__ = ['LLAMA_SHAPES', 'KERNEL_KINDS', 'ZERO_FAST', 'ZERO3_FAST', 'RandomSFT
 # %% ../nbs/07b_random_sft.ipynb #fdbbc1ec
 LLAMA_SHAPES = {  # random-init Llama shapes (vocabulary 32000, like Llama 2)
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32000),  # Llama-2-7B
-    "1b": TINYLLAMA_1B,  # TinyLlama-1.1B (01_pretrain)
+    "1b": TINYLLAMA_1B,  # TinyLlama-1.1B (01_pretrain_compute)
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=512),  # CPU check of the path
 }
 
