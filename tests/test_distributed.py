@@ -87,9 +87,9 @@ def test_zero3_leaf_needs_zero3():
 
 def test_warm_caches_builds_ppo_start_points(monkeypatch):
     "The launcher must still build the SFT and reward models before the ranks start (else both ranks build them inside one process group and deadlock)."
-    import llm_methods.distributed as D, llm_methods.rlhf.common as common, llm_methods.rlhf.reward as reward
+    import llm_methods.distributed as D, llm_methods.sft as sft
     built = []
-    monkeypatch.setattr(common, "sft_path", lambda *a, **k: built.append("sft"))
+    monkeypatch.setattr(sft, "sft_path", lambda *a, **k: built.append("sft"))  # warm_sft lives beside it, in sft
     import llm_methods.rlhf.ppo as ppo
     monkeypatch.setattr(ppo, "tiny_reward", lambda *a, **k: built.append("reward"))
     D._warm_caches({"stage": "ppo", "config": {"steps": 2}})
