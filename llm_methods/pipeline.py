@@ -243,9 +243,8 @@ def _stage_configs(s:str, cfg:PipelineConfig) -> list:
     if cfg.deepspeed is not None and "deepspeed" in names: ov.setdefault("deepspeed", cfg.deepspeed)
     if "record" in names: ov.setdefault("record", False)
     run_stages = _stage_list(cfg.stages)
-    consumed = {src for x in run_stages for src in get_stage(x).inputs.values() if ":" not in src}  # stages whose model is handed on
-    if "output_dir" in names and (st.seeded or (s in consumed and cfg.model is not None)):
-        ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))  # the run keeps the trained model (or adapter) in its folder
+    if "output_dir" in names:  # every stage that trains keeps its model (or adapter) in the run's folder: `llm_methods serve` loads them
+        ov.setdefault("output_dir", str(Path(cfg.out) / s / "model"))
     for key, src in st.inputs.items():  # what this run's earlier stages hand on (`Stage.inputs`)
         src, _, setting = src.partition(":")
         if src not in run_stages or key in cfg.overrides.get(s, {}): continue

@@ -12,9 +12,16 @@ from .data import train_tokenizer
 from .base import tiny_world
 from .sft import to_format, SFTRunConfig, sft_train
 from .lora.core import LoraRunConfig, lora_config
+import contextlib, io
+from pathlib import Path
+from .core import cached_dir, config_key, code_fingerprint
+from .base import tiny_base_path
+from .stages import get_stage, pipeline_stages
+from .pipeline import PipelineConfig, run_pipeline
 
 # %% auto #0
-__all__ = ['toy_parts', 'toy_train', 'trained_state', 'same_state', 'PoisonAt', 'FailSaveAt', 'StopAfter']
+__all__ = ['toy_parts', 'toy_train', 'trained_state', 'same_state', 'PoisonAt', 'FailSaveAt', 'StopAfter', 'tiny_run_settings',
+           'tiny_run']
 
 # %% ../nbs/11a_testing.ipynb #e6179e74
 def toy_parts(n_rows:int=48, # instruction rows to train on
@@ -74,3 +81,21 @@ class StopAfter(TrainerCallback):
     def __init__(self, step:int): self.step = step
     def on_step_end(self, args, state, control, **kw):
         if state.global_step == self.step: control.should_training_stop = True
+
+# %% ../nbs/11a_testing.ipynb #5e1a7c02
+def tiny_run_settings() -> dict:
+    "`PipelineConfig` settings of `tiny_run`: every stage's `quick` settings as overrides, on the tiny base as the run's model."
+    short = get_stage("sft").quick
+    over = {s.name: dict(s.quick or {k: v for k, v in short.items() if k in s.fields}) for s in pipeline_stages() if s.quick or "steps" in s.fields}
+    over["sft"].update(steps=60, batch_size=16); over["sft"].pop("n_train")  # enough to learn the answer format
+    over["icl"] = {"n_eval": 20}
+    return dict(model=str(tiny_base_path()), overrides=over, icl_shots="0,2", keep_going=False)
+
+def tiny_run(rebuild:bool=False) -> Path:
+    "The run folder of `tiny_run_settings` (built on first use, about a minute on 2 CPU cores; then cached)."
+    kw = tiny_run_settings()
+    key = config_key({**kw, "model": "tiny base"}, code_fingerprint(), "tiny-run|v1")
+    def build(tmp:Path):
+        with contextlib.redirect_stdout(io.StringIO()): run_pipeline(PipelineConfig(out=str(tmp / "run"), **kw))  # each stage's log is in its folder
+    return cached_dir("tiny-run", key, build, rebuild=rebuild) / "run"
+

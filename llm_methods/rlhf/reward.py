@@ -223,12 +223,13 @@ def _launch_data(cfg:RewardRunConfig, run_dir:Path):
 def run_reward(cfg:RewardRunConfig) -> Result:
     "Train a reward model as `cfg` says; the `Result`'s score is held-out pairwise accuracy."
     seed_everything(cfg.seed)
-    if cfg.model is None and cfg.data is None and cfg.eval_data is None and cfg.output_dir is None:  # the tiny judge: build once, reuse
+    if cfg.model is None and cfg.data is None and cfg.eval_data is None:  # the tiny judge: build once, reuse
         model, tok = tiny_reward(cfg, device=cfg.device)
+        if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)  # `llm_methods run` keeps a copy in its folder
         rec = reward_info(cfg); acc = pairwise_accuracy(model, tok, tiny_world().preferences("heldout", kind=cfg.pairs))
         rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
         res = make_result(cfg.method, rep, model, None, wall_s=round(rec["wall_s"], 1), peak_mem_mb=round(rec["peak_mem_mb"], 1),
-                          final_loss=rec["history"][-1]["loss"], train_s=round(rec["train_s"], 1), history=rec["history"], extra={
+                          final_loss=rec["history"][-1]["loss"], train_s=round(rec["train_s"], 1), saved_to=cfg.output_dir, history=rec["history"], extra={
             "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
             "cached": str(reward_path(cfg)),
             "extra_layers": cfg.n_extra, "models_in_memory": 1})
