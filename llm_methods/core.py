@@ -105,13 +105,15 @@ def config_key(*parts) -> str:
 # %% ../nbs/00_core.ipynb #81673592
 WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "*.bin", "*.bin.index.json")
 
-def save_pretrained_atomic(dest:str|Path, *objs) -> Path:
+def save_pretrained_atomic(dest:str|Path, *objs,
+                           model_options:dict|None=None, # more `save_pretrained` arguments for the models among `objs` (PiSSA: the conversion to LoRA)
+                          ) -> Path:
     "`save_pretrained` each of `objs` (model, tokenizer, ...) into `dest`; a crash while saving leaves the previous save whole."
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        for o in objs: o.save_pretrained(tmp, **({"safe_serialization": True} if isinstance(o, torch.nn.Module) else {}))
+        for o in objs: o.save_pretrained(tmp, **({"safe_serialization": True, **(model_options or {})} if isinstance(o, torch.nn.Module) else {}))
         if not dest.exists(): os.replace(tmp, dest); return dest  # a new folder: one rename, all or nothing
         new = {q.name for q in tmp.iterdir()}
         for q in sorted(tmp.iterdir(), key=lambda q: q.name.endswith("config.json")):  # configs last

@@ -260,11 +260,13 @@ def run_output(cfg, stage:str):
     if not cfg.output_dir: return contextlib.nullcontext({})
     return own_run_dir(cfg.output_dir, cfg, stage, overwrite=cfg.overwrite)
 
-def save_final(cfg, model, tok, res:Result, man:dict):
+def save_final(cfg, model, tok, res:Result, man:dict,
+               save_options:dict|None=None, # more `save_pretrained` arguments for the model (`core.save_pretrained_atomic`)
+              ):
     "Save the trained model (or PEFT adapter) and tokenizer to `cfg.output_dir` and fill the run manifest `man`."
     if not cfg.output_dir: return
     out = Path(cfg.output_dir).expanduser()
-    save_pretrained_atomic(out, model, tok)
+    save_pretrained_atomic(out, model, tok, model_options=save_options)
     base = str(cfg.model or tiny_base_path())
     if hasattr(model, "peft_config"):
         load = (f"from peft import AutoPeftModelForCausalLM; model = AutoPeftModelForCausalLM.from_pretrained({str(out)!r})"

@@ -103,7 +103,7 @@ def test_run_model_reaches_every_stage(tmp_path):
     for st in pipeline_stages():
         if "model" not in st.fields: continue
         for c in _stage_configs(st.name, cfg): took[st.name] = c
-    assert {"sft", "lora", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"} <= set(took), took
+    assert {"sft", "lora", "dora", "pissa", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"} <= set(took), took
     for name, c in took.items():
         want = str(out / "sft" / "model") if name in ("reward", "ppo", "dpo", "grpo") else "some/checkpoint"
         assert c.model == want, (name, c.model)

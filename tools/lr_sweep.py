@@ -15,6 +15,8 @@ GRID = {  # learning rates tried per stage (log-spaced around each method's usua
     "lora": [3e-3, 1e-2, 2e-2],
     "qlora": [3e-3, 1e-2],
     "adalora": [1e-2, 2e-2, 3e-2],
+    "dora": [3e-3, 1e-2, 2e-2],
+    "pissa": [1e-3, 3e-3, 1e-2, 2e-2],
     "prompt-tuning": [1e-1, 3e-1, 1.0],
     "ptuning": [3e-3, 1e-2, 3e-2],
     "prefix": [3e-2, 1e-1, 3e-1],

@@ -22,8 +22,8 @@ from ..evaluate import load_results
 from ..sft import run_sft
 
 # %% auto #0
-__all__ = ['LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig', 'lora_config',
-           'run_lora', 'sft_baseline', 'lora_param_count', 'gpt3_175b_shaped']
+__all__ = ['LORA_QUICK', 'LoRALinear', 'inject_lora', 'merge_lora', 'copy_lora_weights_to_peft', 'chat_batch', 'LoraRunConfig',
+           'lora_config', 'lora_family_run', 'run_lora', 'sft_baseline', 'lora_param_count', 'gpt3_175b_shaped']
 
 # %% ../../nbs/03_lora_core.ipynb #6ffe65ea
 class LoRALinear(nn.Module):
@@ -140,36 +140,49 @@ class LoraRunConfig(SFTRunConfig):
                 and all(isinstance(t, str) for t in self.target_modules))):
             raise ValueError(f"{type(self).__name__}.target_modules must be 'all-linear' or a list of module names like "
                              f"['q_proj', 'v_proj'], got {self.target_modules!r}")
+    def peft_options(self) -> dict:
+        "More `LoraConfig` arguments: the switch of a LoRA variant (DoRA's `use_dora`, PiSSA's `init_lora_weights`); none for LoRA."
+        return {}
 
 
 def lora_config(cfg:LoraRunConfig):
-    "The PEFT `LoraConfig` for `cfg`."
+    "The PEFT `LoraConfig` for `cfg`, with its variant's switches (`cfg.peft_options()`)."
     tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
-    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=tm, task_type="CAUSAL_LM")
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=tm, task_type="CAUSAL_LM",
+                      **cfg.peft_options())
 
 from ..sft import predicted_train_mem_mb  # full, lora or qlora: one memory prediction for every supervised method
 
-@stage("lora", LoraRunConfig, "instruction tuning with LoRA adapters (PEFT)", order=30, seeded=True, launch="config",
-       warm=warm_tiny_base, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), four_bit="qlora")
-def run_lora(cfg:LoraRunConfig) -> Result:
-    "LoRA instruction tuning of `cfg.model` (PEFT + TRL); scored, recorded, adapter optionally saved and merged."
+LORA_QUICK = dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False)  # a LoRA-family stage's shortest run
+
+def lora_family_run(cfg:LoraRunConfig, callbacks:list|None=None, # more Trainer callbacks (PiSSA: keep the adapter as initialised)
+                    save_options:dict|None=None, # more `save_pretrained` arguments for the adapter (PiSSA: convert it to plain LoRA)
+                   ) -> Result:
+    "Instruction tuning of `cfg.model` with the adapter `lora_config(cfg)` (PEFT + TRL): the run of the lora, dora and pissa stages."
     seed_everything(cfg.seed)
     model, tok = load_model_and_tokenizer(cfg)
     rows = training_rows(cfg, tok)
     with run_output(cfg, cfg.method) as man:
         with Meter() as m:
-            info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg))
+            info = sft_train(model, tok, rows, cfg, peft_config=lora_config(cfg), callbacks=callbacks)
         model = info["model"]
         trainable = count_params(model)[0]  # counted before a merge removes the adapter
         if cfg.merge: model = model.merge_and_unload()
-        if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok)
+        opts = save_options if hasattr(model, "peft_config") else None  # a merged model is a plain 🤗 model
+        if cfg.adapter_dir: save_pretrained_atomic(cfg.adapter_dir, model, tok, model_options=opts)
         res = finish_result(cfg.method, model, tok, cfg, m, info, record=False, r=cfg.r, alpha=cfg.alpha,
-                            target_modules=cfg.target_modules, merged=cfg.merge, steps=cfg.steps)
+                            target_modules=cfg.target_modules, merged=cfg.merge, steps=cfg.steps, **cfg.peft_options())
         res.trainable_params = trainable
         if not cfg.merge: res.predicted_mem_mb = predicted_train_mem_mb(model, tok, rows, cfg, "lora", 2 if info["trainer"].args.bf16 else 4)
-        save_final(cfg, model, tok, res, man)  # the adapter (or, merged, the whole model) to output_dir
+        save_final(cfg, model, tok, res, man, save_options=opts)  # the adapter (or, merged, the whole model) to output_dir
     if cfg.record: record_result(res)
     return res
+
+@stage("lora", LoraRunConfig, "instruction tuning with LoRA adapters (PEFT)", order=30, seeded=True, launch="config",
+       warm=warm_tiny_base, quick=LORA_QUICK, four_bit="qlora")
+def run_lora(cfg:LoraRunConfig) -> Result:
+    "LoRA instruction tuning of `cfg.model` (PEFT + TRL); scored, recorded, adapter optionally saved and merged."
+    return lora_family_run(cfg)
 
 # %% ../../nbs/03_lora_core.ipynb #f9ee867d
 def sft_baseline(steps:int, batch_size:int, total_params:int|None=None) -> Result:
