@@ -290,7 +290,7 @@ def findings(results:list[Result]) -> str:
     sft = by.get("sft")
     if sft:
         out.append(f"- Full SFT: {sft.score:.1%}{pm(sft)} held-out exact match after {sft.steps or '?'} steps, training all {sft.trainable_params:,} parameters.")
-        for m in ("lora", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"):
+        for m in ("lora", "dora", "pissa", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"):
             r = by.get(m)
             if r and sft.score:
                 out.append(f"- {m}: {r.score:.1%}{pm(r)}, {r.score / sft.score:.0%} of SFT's exact match at the same {r.steps or '?'} steps "
