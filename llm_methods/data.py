@@ -255,9 +255,10 @@ FORMATS = {
     "prompt_completion": {"prompt": str, "completion": str},
     "messages": {"messages": list},
     "preference": {"prompt": str, "chosen": str, "rejected": str},
+    "unpaired": {"prompt": str, "completion": str, "label": bool}, # KTO: one reply, desirable (True) or not
 }
 
-def validate_rows(rows:list[dict], fmt:str, # one of FORMATS: text, prompt_completion, messages, preference
+def validate_rows(rows:list[dict], fmt:str, # one of FORMATS: text, prompt_completion, messages, preference, unpaired
                   name:str="dataset", allow_empty:tuple=("prompt",)) -> list[dict]:
     "Check that `rows` hold the columns of `fmt` with non-empty strings; raise ValueError naming the first bad row."
     if fmt not in FORMATS: raise ValueError(f"unknown data format {fmt!r}; expected one of {list(FORMATS)}")

@@ -305,7 +305,7 @@ def findings(results:list[Result]) -> str:
         start = dict(zip(sft.extra.get("seeds", []), zip(sft.extra.get("seed_preferred", []), sft.extra.get("seed_scores", []))))
         pref0, em0 = start.get(0, (sft.gold_preferred, sft.score))
         which = "SFT seed 0, their start" if 0 in start else "SFT"
-        for m in ("ppo", "dpo", "grpo"):
+        for m in ("ppo", "dpo", "kto", "orpo", "simpo", "grpo"):
             r = by.get(m)
             if r and r.gold_preferred is not None and pref0 is not None:
                 kl = f", at KL {r.kl_from_sft:.3f} nats/token from SFT" if r.kl_from_sft is not None else ""

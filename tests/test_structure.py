@@ -103,9 +103,10 @@ def test_run_model_reaches_every_stage(tmp_path):
     for st in pipeline_stages():
         if "model" not in st.fields: continue
         for c in _stage_configs(st.name, cfg): took[st.name] = c
-    assert {"sft", "lora", "dora", "pissa", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo", "grpo"} <= set(took), took
+    assert {"sft", "lora", "dora", "pissa", "qlora", "adalora", "prompt-tuning", "ptuning", "prefix", "icl", "reward", "ppo", "dpo",
+            "kto", "orpo", "simpo", "grpo"} <= set(took), took
     for name, c in took.items():
-        want = str(out / "sft" / "model") if name in ("reward", "ppo", "dpo", "grpo") else "some/checkpoint"
+        want = str(out / "sft" / "model") if name in ("reward", "ppo", "dpo", "kto", "orpo", "simpo", "grpo") else "some/checkpoint"
         assert c.model == want, (name, c.model)
     assert took["sft"].output_dir == str(out / "sft" / "model")
     assert took["ppo"].reward_model == str(out / "reward" / "model") and took["reward"].output_dir == str(out / "reward" / "model")
@@ -130,7 +131,9 @@ def test_ppo_policy_is_read_as_model():
     ("sft", {"steps": 0}, "steps must be a positive int"), ("dpo", {"lr": float("inf")}, "lr must be > 0 and finite"),
     ("grpo", {"seed": -1}, "seed must be an int >= 0"), ("ppo", {"device": "gpu"}, "'cuda:N'"),
     ("reward", {"warmup_ratio": 1.5}, "warmup_ratio must be in [0, 1)"), ("icl", {"n_eval": 0}, "n_eval must be a positive int"),
-    ("pretrain", {"batch_size": -2}, "batch_size must be a positive int"), ("lora", {"r": 0}, "r must be a positive int")])
+    ("pretrain", {"batch_size": -2}, "batch_size must be a positive int"), ("lora", {"r": 0}, "r must be a positive int"),
+    ("kto", {"batch_size": 33}, "batch_size must be an even number"), ("orpo", {"beta": 0}, "beta must be > 0"),
+    ("simpo", {"gamma": -0.5}, "gamma must be >= 0")])
 def test_one_validation_for_every_stage(stage, bad, msg):
     "Every stage config is checked by `StageConfig`'s one validator (types, ranges, device)."
     from llm_methods.stages import get_stage, StageConfig

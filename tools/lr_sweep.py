@@ -1,11 +1,12 @@
-"""Learning-rate sweep of the supervised methods at one budget (steps), one seed: the evidence behind each method's default lr.
+"""Learning-rate sweep of a stage at one budget (steps), one seed: the evidence behind each method's default lr.
 
     python tools/lr_sweep.py --steps 500 --out results/sweeps/lr_sweep.jsonl [--methods sft,lora] [--jobs 4] [--rebuild-base]
     python tools/lr_sweep.py --methods prefix --lrs 0.1 --set num_virtual_tokens=64 prefix_projection=true --out F
     python tools/lr_sweep.py --out results/sweeps/lr_sweep.jsonl --table
+    python tools/lr_sweep.py --methods kto --steps 60 --set beta=0.5 --out results/sweeps/preference.jsonl   # a preference stage at DPO's budget
 
 Each run is `llm_methods <stage> --set steps=N lr=X seed=S record=false` in its own process (several at once with --jobs);
-one JSON line per run (method, lr, steps, seed, score, per_task, preferred, device, seconds) is appended to --out.
+one JSON line per run (method, lr, steps, seed, score, per_task, preferred, kl_from_sft, device, seconds) is appended to --out.
 """
 import argparse, json, os, subprocess, sys, time, itertools
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,12 @@ GRID = {  # learning rates tried per stage (log-spaced around each method's usua
     "prompt-tuning": [1e-1, 3e-1, 1.0],
     "ptuning": [3e-3, 1e-2, 3e-2],
     "prefix": [3e-2, 1e-1, 3e-1],
+    "dpo": [1e-4, 3e-4, 1e-3],
+    "kto": [3e-5, 1e-4, 3e-4],
+    "orpo": [1e-4, 3e-4, 1e-3],
+    "simpo": [1e-4, 3e-4, 1e-3],
 }
+PREFERENCE = ("dpo", "kto", "orpo", "simpo")  # swept only when named (--methods), at DPO's budget (--steps 60)
 CODE = """
 import json, sys, time, importlib
 from llm_methods.stages import get_stage
@@ -28,7 +34,7 @@ from llm_methods.core import from_dict
 st = get_stage(sys.argv[1])
 cfg = from_dict(st.config, json.loads(sys.argv[2]))
 t0 = time.perf_counter(); r = st.run(cfg)
-print("RESULT " + json.dumps(dict(method=sys.argv[1], score=r.score, per_task=r.per_task, preferred=r.gold_preferred,
+print("RESULT " + json.dumps(dict(method=sys.argv[1], score=r.score, per_task=r.per_task, preferred=r.gold_preferred, kl_from_sft=r.kl_from_sft,
                                    device=r.device, seconds=round(time.perf_counter() - t0, 1), **json.loads(sys.argv[2]))))
 """
 
@@ -57,7 +63,7 @@ def table(path) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=500); ap.add_argument("--seeds", default="0")
-    ap.add_argument("--methods", default=",".join(GRID)); ap.add_argument("--out", required=True)
+    ap.add_argument("--methods", default=",".join(m for m in GRID if m not in PREFERENCE)); ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=1); ap.add_argument("--rebuild-base", action="store_true")
     ap.add_argument("--lrs", default=None, help="comma-separated lrs for every method instead of GRID")
     ap.add_argument("--set", nargs="*", default=[], help="further settings of every run, key=value (JSON values), e.g. num_virtual_tokens=64")

@@ -18,7 +18,7 @@ from ..evaluate import generate_greedy
 
 # %% auto #0
 __all__ = ['RLHF_TASKS', 'cached_build', 'rlhf_heldout', 'qa_prompt', 'preference_dataset', 'chat_prompts', 'completion_logprobs',
-           'render_completion', 'likelihood_preference', 'kl_from_reference', 'kl_from_start']
+           'render_completion', 'pair_logprobs', 'likelihood_preference', 'kl_from_reference', 'kl_from_start']
 
 # %% ../../nbs/06_rlhf_common.ipynb #a0fbc10a
 def cached_build(kind:str, # sub-folder of `home_dir()`: "sft", "reward", ...
@@ -86,11 +86,21 @@ def render_completion(tok, text:str) -> str:
     "A reply as it follows the prompt in training data: the text and the end-of-sequence token."
     return text + (tok.eos_token or "")
 
-def likelihood_preference(model, tok, rows:list[dict]) -> dict:
-    "Pairwise accuracy of the implicit judge log p(chosen|x) > log p(rejected|x), overall and per task."
+def pair_logprobs(model, tok, rows:list[dict], # `{prompt, chosen, rejected}` rows
+                  per_token:bool=False, # the mean log-prob per completion token (SimPO's and ORPO's score), not the sum
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "log p(chosen|x) and log p(rejected|x) of each row (eos included), shapes `(N,)` and `(N,)`."
     prompts = chat_prompts(tok, [r["prompt"] for r in rows])
-    lw = completion_logprobs(model, tok, prompts, [render_completion(tok, r["chosen"]) for r in rows])
-    ll = completion_logprobs(model, tok, prompts, [render_completion(tok, r["rejected"]) for r in rows])
+    cw, cl = [render_completion(tok, r["chosen"]) for r in rows], [render_completion(tok, r["rejected"]) for r in rows]
+    lw, ll = completion_logprobs(model, tok, prompts, cw), completion_logprobs(model, tok, prompts, cl)
+    if per_token:
+        n = lambda cs: torch.tensor([len(tok(c, add_special_tokens=False)["input_ids"]) for c in cs], dtype=lw.dtype, device=lw.device)
+        lw, ll = lw / n(cw), ll / n(cl)
+    return lw, ll
+
+def likelihood_preference(model, tok, rows:list[dict], per_token:bool=False) -> dict:
+    "Pairwise accuracy of the implicit judge log p(chosen|x) > log p(rejected|x) (`per_token`: per-token means), overall and per task."
+    lw, ll = pair_logprobs(model, tok, rows, per_token)
     win = (lw > ll).tolist(); by = {}
     for r, w in zip(rows, win): by.setdefault(r.get("task", "all"), []).append(w)
     return {"accuracy": sum(win) / len(win), "per_task": {k: sum(v) / len(v) for k, v in by.items()}}

@@ -5,7 +5,7 @@
 # %% ../../nbs/06c_rlhf_dpo.ipynb #b1d86e45
 from __future__ import annotations
 import os, json, time, shutil, copy, dataclasses
-from typing import ClassVar
+from typing import ClassVar, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -26,8 +26,9 @@ from ..sft import load_rows
 from ..data import validate_rows
 
 # %% auto #0
-__all__ = ['dpo_loss', 'DPORunConfig', 'dpo_args', 'dpo_trainer', 'dpo_train', 'batch_logps', 'rpo_loss', 'implicit_accuracy',
-           'run_dpo']
+__all__ = ['dpo_loss', 'PreferenceConfig', 'DPORunConfig', 'preference_args', 'dpo_args', 'work_dir', 'preference_trainer',
+           'pairs_dataset', 'dpo_trainer', 'preference_train', 'dpo_train', 'batch_logps', 'rpo_loss',
+           'implicit_accuracy', 'start_model', 'run_preference', 'implicit_pair_metrics', 'run_dpo']
 
 # %% ../../nbs/06c_rlhf_dpo.ipynb #700338c2
 def dpo_loss(policy_chosen:torch.Tensor, # (B,) log pi_theta(y_w|x), summed over completion tokens
@@ -46,17 +47,14 @@ def dpo_loss(policy_chosen:torch.Tensor, # (B,) log pi_theta(y_w|x), summed over
 
 # %% ../../nbs/06c_rlhf_dpo.ipynb #333f6791
 @dataclass
-class DPORunConfig(TrainConfig):
-    "DPO settings (the `dpo` CLI stage)."
+class PreferenceConfig(TrainConfig):
+    "What every preference stage shares (DPO here; KTO, ORPO and SimPO in 06f-06h): the SFT start, the rows, DPO's budget, LoRA, checkpoints."
     model: str|None = None # SFT checkpoint to start from; None = the tiny SFT model
     data: str|None = None # preference rows {prompt, chosen, rejected}; None = the tiny world's training pairs
-    n_train: int|None = None
+    n_train: int|None = None # only the first n rows
     steps: int = 60 # optimizer steps
     batch_size: int = 32 # pairs per step
     lr: float = 3e-4 # peak learning rate (tiny model; ~5e-7..5e-6 for real ones)
-    beta: float = 0.1 # DPO's beta
-    label_smoothing: float = 0.0
-    sft_weight: float = 1.0 # > 0: add TRL's "sft" loss with this weight (RPO); 0 = plain DPO, which collapses here (§6)
     warmup_ratio: float = 0.1
     max_length: int = 128
     lora_r: int = 0 # > 0: LoRA adapters, reference = adapters off (no second copy)
@@ -71,61 +69,91 @@ class DPORunConfig(TrainConfig):
     resume: str|None = None # "latest" (newest complete checkpoint in checkpoint_dir; fresh start if none) or a checkpoint folder
     nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
     eval_n_per_task: int|None = None
-    method: str = "dpo" # row name in the result record ("dpo-lora" for the LoRA variant)
+    method: str = "preference" # row name in the result record (each stage sets its own)
     progress: bool = True
-    positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "beta", "n_train")
-    nonnegative: ClassVar[tuple] = ("seed", "sft_weight", "lora_r", "save_steps")
+    positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
+    nonnegative: ClassVar[tuple] = ("seed", "lora_r", "save_steps")
     fractions: ClassVar[tuple] = ("warmup_ratio",)
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
+        if (self.save_steps or self.resume) and not self.checkpoint_dir:
+            raise ValueError(f"{type(self).__name__}.save_steps and resume need checkpoint_dir (the folder for Trainer checkpoints)")
+
+@dataclass
+class DPORunConfig(PreferenceConfig):
+    "DPO settings (the `dpo` CLI stage)."
+    beta: float = 0.1 # DPO's beta
+    label_smoothing: float = 0.0
+    sft_weight: float = 1.0 # > 0: add TRL's "sft" loss with this weight (RPO); 0 = plain DPO, which collapses here (§6)
+    method: str = "dpo" # row name in the result record ("dpo-lora" for the LoRA variant)
+    positive: ClassVar[tuple] = PreferenceConfig.positive + ("beta",)
+    nonnegative: ClassVar[tuple] = PreferenceConfig.nonnegative + ("sft_weight",)
+    def __post_init__(self):
+        super().__post_init__()
         if not 0 <= self.label_smoothing < 0.5: raise ValueError(f"DPORunConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.label_smoothing: raise ValueError(
             f"DPORunConfig.label_smoothing={self.label_smoothing} would do nothing: TRL 1.16's sigmoid DPO loss ignores it (only its "
             "robust, exo_pair and aot losses read it; 06c_rlhf_dpo §3), so cDPO is not available through DPOTrainer here. Leave it at 0.")
-        if (self.save_steps or self.resume) and not self.checkpoint_dir:
-            raise ValueError("DPORunConfig.save_steps and resume need checkpoint_dir (the folder for Trainer checkpoints)")
 
-def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
-    "TRL's `DPOConfig` for `cfg` (CPU-sensible; checkpoints only with `save_steps`, no reporting)."
+def preference_args(cfg:PreferenceConfig, config_cls:type, # TRL's config class: DPOConfig, KTOConfig, ORPOConfig, CPOConfig
+                    output_dir:str, **method_kw):
+    "TRL's `config_cls` for `cfg` (CPU-sensible; checkpoints only with `save_steps`, no reporting), plus the method's own settings."
     dev = get_device(cfg.device)
     bf16 = cfg.bf16 if cfg.bf16 is not None else (dev.type == "cuda" and torch.cuda.is_bf16_supported())
-    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {"loss_type": ["sigmoid"]}
     kw = dict(output_dir=output_dir, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-              warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", beta=cfg.beta,
-              label_smoothing=cfg.label_smoothing, max_length=cfg.max_length, logging_steps=cfg.logging_steps, seed=cfg.seed,
-              data_seed=cfg.seed, report_to=[], bf16=bf16, gradient_checkpointing=cfg.gradient_checkpointing,
-              save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-              dataloader_pin_memory=False, disable_tqdm=not cfg.progress, **losses, **trainer_device_args(cfg.device))
-    kw.update(extra)
-    return DPOConfig(**kw)
+              warmup_steps=int(cfg.warmup_ratio * cfg.steps), lr_scheduler_type="cosine", max_length=cfg.max_length,
+              logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed, report_to=[], bf16=bf16,
+              gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps" if cfg.save_steps else "no",
+              save_steps=cfg.save_steps or 500, dataloader_pin_memory=False, disable_tqdm=not cfg.progress, **trainer_device_args(cfg.device))
+    kw.update(method_kw)
+    return config_cls(**kw)
+
+def dpo_args(cfg:DPORunConfig, output_dir:str, **extra):
+    "TRL's `DPOConfig` for `cfg`: `preference_args` plus beta, label smoothing and the loss terms."
+    losses = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.sft_weight]} if cfg.sft_weight else {"loss_type": ["sigmoid"]}
+    return preference_args(cfg, DPOConfig, output_dir, **{"beta": cfg.beta, "label_smoothing": cfg.label_smoothing, **losses, **extra})
+
+def work_dir(cfg:PreferenceConfig) -> str:
+    "Where the trainer writes: `cfg.checkpoint_dir`, else a fresh temporary folder (removed after training)."
+    return cfg.checkpoint_dir or str(home_dir() / "tmp" / f"{cfg.method}-{os.getpid()}-{time.time_ns()}")
+
+def preference_trainer(trainer_cls:type, model, tok, ds, # the trainer class, the start model, its tokenizer, the training `Dataset`
+                       args, cfg:PreferenceConfig, # TRL config (`preference_args`) and our settings
+                       reference:bool=True, # the method needs a reference model (DPO, KTO) or not (ORPO, SimPO)
+                       ref_model=None, callbacks:list|None=None, **trainer_kw):
+    "A TRL preference trainer with our callbacks; LoRA if `cfg.lora_r`; with `reference`, a frozen reference copy (made if not given; none with LoRA)."
+    peft_config = None
+    if cfg.lora_r:
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets, lora_dropout=0.0, task_type="CAUSAL_LM")
+        ref_model = None
+    elif reference and ref_model is None:
+        ref_model = copy.deepcopy(model).eval()
+    if reference: trainer_kw["ref_model"] = ref_model
+    check_context(model, cfg.max_length)
+    check_cpu_options(args, model)
+    guards = [NaNGuard()] if cfg.nan_guard else []
+    return quiet_trainer(trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config,
+                                     callbacks=[_history_callback(), *guards, MarkComplete(), *(callbacks or [])], **trainer_kw),
+                         cfg.progress)
+
+def pairs_dataset(rows:list[dict], tok) -> Dataset:
+    "`{prompt, chosen, rejected}` rows as the `Dataset` TRL's preference trainers take: chat messages if `tok` has a chat template, else plain text."
+    return Dataset.from_list(preference_dataset(rows, conversational=bool(getattr(tok, "chat_template", None)), keep=()))
 
 def dpo_trainer(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None,
                 callbacks:list|None=None, # extra Trainer callbacks
                 **overrides):
     "A TRL `DPOTrainer` on `{prompt, chosen, rejected}` rows; LoRA if `cfg.lora_r`, else a reference copy (made if not given)."
     cfg = cfg or DPORunConfig()
-    peft_config = None
-    if cfg.lora_r:
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_targets, lora_dropout=0.0, task_type="CAUSAL_LM")
-        ref_model = None
-    elif ref_model is None:
-        ref_model = copy.deepcopy(model).eval()
-    check_context(model, cfg.max_length)
-    ds = Dataset.from_list(preference_dataset(rows, conversational=bool(getattr(tok, "chat_template", None)), keep=()))
-    out = cfg.checkpoint_dir or str(home_dir() / "tmp" / f"dpo-{os.getpid()}-{time.time_ns()}")
-    args = dpo_args(cfg, out, **overrides)
-    check_cpu_options(args, model)
-    guards = [NaNGuard()] if cfg.nan_guard else []
-    return quiet_trainer(DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=ds, processing_class=tok,
-                                    peft_config=peft_config, callbacks=[_history_callback(), *guards, MarkComplete(), *(callbacks or [])]),
-                         cfg.progress)
+    return preference_trainer(DPOTrainer, model, tok, pairs_dataset(rows, tok), dpo_args(cfg, work_dir(cfg), **overrides), cfg,
+                              ref_model=ref_model, callbacks=callbacks)
 
-def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, callbacks:list|None=None, **overrides) -> dict:
-    "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."
-    cfg = cfg or DPORunConfig()
+def preference_train(make_trainer:Callable, # () -> a trainer (`preference_trainer`), called after seeding
+                     cfg:PreferenceConfig) -> dict:
+    "Seed, build the trainer, train (resumed as `cfg.resume` says); returns `{model, history, train_s, trainer}`."
     seed_everything(cfg.seed)
     resume = resolve_resume(cfg.resume, cfg.checkpoint_dir)
-    trainer = dpo_trainer(model, tok, rows, cfg, ref_model, callbacks, **overrides)
+    trainer = make_trainer()
     t0 = time.perf_counter()
     try: trainer.train(resume_from_checkpoint=resume)
     finally:
@@ -137,6 +165,11 @@ def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model
         hist[:0] = [{"step": r["step"], **{k: float(v) for k, v in r.items() if k != "step" and isinstance(v, (int, float))}}
                     for r in trainer.state.log_history if "loss" in r and r["step"] < done]
     return {"model": trainer.model, "history": hist, "train_s": train_s, "trainer": trainer}
+
+def dpo_train(model, tok, rows:list[dict], cfg:DPORunConfig|None=None, ref_model=None, callbacks:list|None=None, **overrides) -> dict:
+    "Run DPO; returns `{model, history, train_s, trainer}` (the model is a PeftModel when `cfg.lora_r`)."
+    cfg = cfg or DPORunConfig()
+    return preference_train(lambda: dpo_trainer(model, tok, rows, cfg, ref_model, callbacks, **overrides), cfg)
 
 # %% ../../nbs/06c_rlhf_dpo.ipynb #7019a74e
 def batch_logps(model, batch:dict, per_token:bool=False):
@@ -168,30 +201,49 @@ def implicit_accuracy(model, ref, tok, rows:list[dict], beta:float=0.1) -> dict:
 def _pref_rows(path:str) -> list[dict]:
     return validate_rows(load_rows(path), "preference", name=f"preference data {path}")
 
-@stage("dpo", DPORunConfig, "direct preference optimization (TRL DPOTrainer)", order=120, inputs={"model": "sft"}, launch="accelerate",
-       warm=warm_sft, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
-def run_dpo(cfg:DPORunConfig) -> Result:
-    "DPO from `cfg.model` on `cfg.data` (tiny-world defaults); the `Result` holds held-out exact match."
+def start_model(cfg:PreferenceConfig) -> tuple:
+    "The model and tokenizer a preference stage starts from: `cfg.model` (a real checkpoint), else the tiny SFT model."
+    if cfg.model is None: return tiny_sft(device=cfg.device or "cpu")
+    tok = load_tokenizer(cfg.tokenizer or cfg.model); model = load_model(cfg.model).to(get_device(cfg.device))
+    if tok.pad_token is None: tok.pad_token = tok.eos_token
+    return model, tok
+
+def run_preference(cfg:PreferenceConfig,
+                   train:Callable, # (model, tok, rows, cfg) -> {model, history, train_s, trainer}
+                   settings:dict, # the method's settings, kept in the row's `extra`
+                   pair_metrics:Callable|None=None, # (policy, trainer, tok, held-out pairs or None) -> dict for `extra`
+                   models_in_memory:int=1,
+                   load:Callable=_pref_rows, # reads `cfg.data`
+                  ) -> Result:
+    "What every preference stage does around its trainer: start model, rows, training, held-out exact match and the gold judge, KL from the start, the saved model, the recorded `Result`."
     seed_everything(cfg.seed)
-    if cfg.model is None: model, tok = tiny_sft(device=cfg.device or "cpu")
-    else:
-        tok = load_tokenizer(cfg.tokenizer or cfg.model); model = load_model(cfg.model).to(get_device(cfg.device))
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
-    rows = _pref_rows(cfg.data) if cfg.data else tiny_world().preferences("train")
+    model, tok = start_model(cfg)
+    rows = load(cfg.data) if cfg.data else tiny_world().preferences("train")
     if cfg.n_train: rows = rows[:cfg.n_train]
     with Meter() as m:
-        info = dpo_train(model, tok, rows, cfg)
+        info = train(model, tok, rows, cfg)
         pol, tr = info["model"], info["trainer"]
         rep = evaluate(pol, tok, rlhf_heldout(cfg.eval_n_per_task), style="chat") if cfg.data is None else EvalReport(0.0, {}, 0)
-        imp = implicit_accuracy(pol, None if cfg.lora_r else tr.ref_model, tok, tiny_world().preferences("heldout"), cfg.beta) if cfg.data is None else None
+        pm = pair_metrics(pol, tr, tok, tiny_world().preferences("heldout") if cfg.data is None else None) if pair_metrics else {}
     if cfg.output_dir:
         out = pol.merge_and_unload() if cfg.lora_r else pol
         save_pretrained_atomic(cfg.output_dir, out, tok)
     kl = kl_from_start(pol, tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task)) if cfg.data is None else None
     res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, train_s=round(info["train_s"], 1),
-                      final_loss=info["history"][-1]["loss"] if info["history"] else None, history=info["history"], extra={
-        "beta": cfg.beta, "sft_weight": cfg.sft_weight, "lora_r": cfg.lora_r,
-        "heldout_implicit_acc": imp["accuracy"] if imp else None, "chosen_logp_change": imp["chosen_logp_change"] if imp else None,
-        "models_in_memory": 1 if cfg.lora_r else 2})
+                      final_loss=info["history"][-1]["loss"] if info["history"] else None, history=info["history"],
+                      extra={**settings, "lora_r": cfg.lora_r, **pm, "models_in_memory": models_in_memory})
     if cfg.record: record_result(res)
     return res
+
+def implicit_pair_metrics(cfg:PreferenceConfig) -> Callable:
+    "`run_preference`'s `pair_metrics` for a method with a reference (DPO, KTO): `implicit_accuracy` at `cfg.beta` on the held-out pairs."
+    def pairs(pol, tr, tok, rows):
+        imp = implicit_accuracy(pol, None if cfg.lora_r else tr.ref_model, tok, rows, cfg.beta) if rows else None
+        return {"heldout_implicit_acc": imp["accuracy"] if imp else None, "chosen_logp_change": imp["chosen_logp_change"] if imp else None}
+    return pairs
+
+@stage("dpo", DPORunConfig, "direct preference optimization (TRL DPOTrainer)", order=120, inputs={"model": "sft"}, launch="accelerate",
+       warm=warm_sft, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, eval_n_per_task=1, record=False, progress=False), no_4bit="possible with lora_r > 0 on a 4-bit base, but the stage has no quantization setting")
+def run_dpo(cfg:DPORunConfig) -> Result:
+    "DPO from `cfg.model` on `cfg.data` (tiny-world defaults); the `Result` holds held-out exact match."
+    return run_preference(cfg, dpo_train, {"beta": cfg.beta, "sft_weight": cfg.sft_weight}, implicit_pair_metrics(cfg), models_in_memory=1 if cfg.lora_r else 2)
