@@ -21,7 +21,7 @@ from .evaluate import generate_greedy, _stop_ids
 from .stages import stage, get_stage, check_fields, pipeline_stages
 from .base import BaseConfig, tiny_base_path, tiny_world
 from .icl import Template, build_prompt
-from .rlhf.common import chat_prompts, render_completion, rlhf_heldout
+from .rlhf.common import chat_prompts, render_completion, rlhf_heldout, completion_logprobs
 from .rlhf.reward import reward_model, reward_scores
 from .lora.qlora import load_4bit
 
@@ -223,13 +223,8 @@ def sample(model, tok, text:str, max_new_tokens:int=32, temperature:float=1.0, s
 
 @torch.no_grad()
 def reference_logprob(model, tok, text:str, completion:str) -> tuple[float, int]:
-    "(log p(completion | text) in nats, its token count); the last L logits only (prompt tuning prepends virtual positions)."
-    dev = next(model.parameters()).device
-    p, c = tok(text, add_special_tokens=False)["input_ids"], tok(completion, add_special_tokens=False)["input_ids"]
-    x = torch.tensor([p + c], device=dev)
-    z = model(input_ids=x, attention_mask=torch.ones_like(x), use_cache=False).logits[0, -x.shape[1]:].float()  # (L, V)
-    lp = torch.log_softmax(z[len(p) - 1:-1], -1).gather(-1, x[0, len(p):, None]).sum()  # position t predicts token t+1
-    return float(lp), len(c)
+    "(log p(completion | text) in nats, its token count): `completion_logprobs` (06) for one pair."
+    return float(completion_logprobs(model, tok, [text], [completion])[0]), len(tok(completion, add_special_tokens=False)["input_ids"])
 
 # %% ../nbs/12_serve.ipynb #da670abe
 def answer_row(row:ServeRow, cache:ModelCache, question:str, reference:str|None=None, task:str|None=None,

@@ -77,7 +77,7 @@ def completion_logprobs(model, tok, prompts:list[str], # rendered prompts (e.g. 
             for r, (p, c) in enumerate(zip(P, C)):
                 ids[r, :len(p) + len(c)] = torch.tensor(p + c); mask[r, :len(p) + len(c)] = 1; cmask[r, len(p):len(p) + len(c)] = 1
             ids, mask, cmask = ids.to(dev), mask.to(dev), cmask.to(dev)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, L-1, V): position t predicts t+1
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -L:-1].float()  # (B, L-1, V): position t predicts t+1; the last L (prompt tuning prepends virtual positions)
             lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, L-1)
             out.append((lp * cmask[:, 1:]).sum(-1))
     return torch.cat(out)
