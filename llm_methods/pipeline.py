@@ -29,19 +29,23 @@ class BaseStageConfig:
 
 @stage("base", BaseStageConfig, "pretrain the tiny base on the tiny world and score it", order=0,
        no_launch="the tiny base is built once and cached; launch `pretrain` for a distributed pretraining run")
-def run_base(cfg:BaseStageConfig|None=None) -> Result:
-    "Build (or load) the tiny base and score it on the held-out split in plain style."
+def run_base(cfg:BaseStageConfig|None=None) -> list[Result]:
+    """Build (or load) the tiny base; two rows: its held-out score in its corpus's plain style, and asked the fine-tuning
+    stages' chat-form questions (the point every fine-tuning row starts from)."""
     cfg = cfg or BaseStageConfig()
     with Meter() as m: model, tok = tiny_base(rebuild=cfg.rebuild)
     w = tiny_world(); ho = w.heldout(tasks=["add", "rev", "icl"])
     rep = evaluate(model, tok, ho, style="plain")
+    chat = evaluate(model, tok, w.heldout(tasks=["fact", "add", "rev"]), style="chat")  # the items and style every fine-tuning row is scored on
     info = base_info()
     ppl = perplexity(model, tok, [it["plain"] + it["answer"] for it in w.heldout()])
     res = make_result("base (plain style)", rep, model, m, wall_s=round(info["train_s"], 1),
                       extra={"perplexity": round(ppl, 3), "recall": round(evaluate(model, tok, w.recall(), style="plain").score, 4)})
-    if cfg.record: record_result(res)
-    print(f"base: {rep}; perplexity {ppl:.2f}")
-    return res
+    res_chat = make_result("base (chat form)", chat, model, m, wall_s=0.0)
+    if cfg.record:
+        for r in (res, res_chat): record_result(r)
+    print(f"base: {rep}; perplexity {ppl:.2f}\nbase asked in chat form: {chat}")
+    return [res, res_chat]
 
 @dataclass
 class MLMStageConfig:
@@ -289,7 +293,9 @@ def findings(results:list[Result]) -> str:
     out = ["**What this table shows** (written from the rows above):", ""]
     sft = by.get("sft")
     if sft:
-        out.append(f"- Full SFT: {sft.score:.1%}{pm(sft)} held-out exact match after {sft.steps or '?'} steps, training all {sft.trainable_params:,} parameters.")
+        b = by.get("base (chat form)")
+        start = f", from the untuned base's {b.score:.1%} asked the same chat-form questions" if b else ""
+        out.append(f"- Full SFT: {sft.score:.1%}{pm(sft)} held-out exact match after {sft.steps or '?'} steps{start}, training all {sft.trainable_params:,} parameters.")
         for m in ("lora", "dora", "pissa", "qlora", "adalora", "prompt-tuning", "p-tuning", "prefix"):
             r = by.get(m)
             if r and sft.score:

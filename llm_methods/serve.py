@@ -96,7 +96,10 @@ def run_rows(run:str|Path) -> list[ServeRow]:
                 row.note = (f"no model in {d.name}/model (the run was made before every stage kept its model): delete {d} and run "
                             f"`llm_methods run --out {run}` again; finished stages are kept, this one runs again")
             elif "score_is" in ex: row.note = f"not a generator: its score is {ex['score_is']}"
-            else: row.kind, row.path, row.note = "model", own, "pretrained only: never fine-tuned; the chat here is what its corpus's dialogs taught it (its table score: plain-style prompts)"
+            else:
+                row.kind, row.path = "model", own
+                row.note = ("pretrained only: never fine-tuned; the chat here is what its corpus's dialogs taught it (its table score: "
+                            + ("the chat-form questions every fine-tuned row is scored on)" if "chat" in r["method"] else "plain-style prompts)"))
             out.append(row)
     if not out: raise FileNotFoundError(f"run folder {str(run)!r} has no finished stage (no <stage>/result.json yet)")
     return out
