@@ -1,4 +1,5 @@
-"""Prompt tuning's gap to full fine-tuning across base sizes (Lester et al. 2021, Figure 1, in miniature).
+"""The prompt methods' gap to full fine-tuning across base sizes (Lester et al. 2021, Figure 1, in miniature; `--methods`
+adds prefix tuning and P-tuning to prompt tuning).
 
     python tools/prompt_ladder.py --sizes s96,s192,s384,s768 --seeds 0,1 --jobs 8 --out results/sweeps/prompt_ladder.jsonl
     python tools/prompt_ladder.py --out results/sweeps/prompt_ladder.jsonl --table
@@ -24,9 +25,12 @@ SIZES = {  # name: shape; init_std scales as 0.08 * sqrt(96 / hidden) (0.08 was 
     "s768": dict(hidden=768, layers=6, heads=12, ffn=2048),
 }
 BASE_LRS = {"s48": [6e-3], "s96": [6e-3], "s192w": [3e-3, 6e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
-GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0]}  # fine-tuning lrs tried per size (seed 0)
+GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0],  # fine-tuning lrs tried per size (seed 0)
+        "prefix": [3e-2, 1e-1, 3e-1], "ptuning": [3e-3, 1e-2, 3e-2]}
 
-PRIOR = {"sft": 1, "prompt-tuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
+PRIOR = {"sft": 1, "prompt-tuning": 2, "prefix": 1, "ptuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
+
+PROMPT_METHODS = ("prompt-tuning", "ptuning", "prefix")
 
 def init_std(hidden): return 0.08 if hidden == 96 else round(0.08 * math.sqrt(96 / hidden), 4)
 
@@ -178,8 +182,21 @@ def table(path) -> str:
             bases.append(f"| {b['size']} | {b['base_lr']:g} | {b['init_std']} | {b['params']:,} | {b['base_plain_em']:.1%} "
                          f"({pt}) | {b['base_plain_em_all']:.1%} | "
                          f"{b['pretrain_final_loss'] or float('nan'):.3f} | {b['pretrain_s']:.0f} |")
+    ratio = ["| size | params | SFT EM | " + " | ".join(f"{m} EM | {m}/SFT" for m in PROMPT_METHODS) + " |",
+             "|---|---|---|" + "---|---|" * len(PROMPT_METHODS)]
+    for s in sizes:
+        rs = [r for r in rows if r.get("kind") == "run" and r.get("size") == s and "score" in r]
+        seed0 = min(r["seed"] for r in rs)
+        def mean_best(m):
+            lr = best_lr(rows, s, m, seed0); sc = [r["score"] for r in rs if r["method"] == m and r["lr"] == lr]
+            return (sum(sc) / len(sc), lr, len(sc)) if sc else None
+        sft = mean_best("sft"); cells = []
+        for m in PROMPT_METHODS:
+            v = mean_best(m)
+            cells.append("– | –" if v is None or not sft else f"{v[0]:.1%} (lr {v[1]:g}, {v[2]} seed{'s' * (v[2] > 1)}) | {v[0] / sft[0]:.2f}")
+        ratio.append(f"| {s} | {rs[0]['params'] / 1e6:.2f}M | {sft[0]:.1%} | " + " | ".join(cells) + " |" if sft else f"| {s} | no SFT run |")
     envs = "\n".join(f"- env: {json.dumps(e)}" for e in env[-1:])
-    return "\n".join(out) + "\n\nBases:\n\n" + "\n".join(bases) + "\n\nEvery run:\n\n" + "\n".join(grid) + "\n\n" + envs
+    return "\n".join(out) + "\n\nEvery prompt method against SFT (best lr on the first seed, mean over the seeds run there):\n\n" + "\n".join(ratio) + "\n\nBases:\n\n" + "\n".join(bases) + "\n\nEvery run:\n\n" + "\n".join(grid) + "\n\n" + envs
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
