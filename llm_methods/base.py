@@ -227,6 +227,8 @@ CHECKPOINT_SHAPES = {  # (architecture, shape) of random_checkpoint's sizes
                                  num_key_value_heads=2, tie_word_embeddings=True)),  # Qwen2.5-0.5B
     "qwen2-tiny": ("qwen2", dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                                  num_key_value_heads=2, tie_word_embeddings=True)),  # the same architecture, CPU-sized
+    "qwen2-11m": ("qwen2", dict(hidden_size=512, intermediate_size=1408, num_hidden_layers=4, num_attention_heads=8,
+                                num_key_value_heads=2, tie_word_embeddings=True)),  # just past `stages.TINY_PARAMS`: real defaults
 }
 
 def random_checkpoint(path:str|Path, # folder to write (config.json, model.safetensors, tokenizer files)

@@ -84,6 +84,7 @@ def main(argv:list[str]|None=None):
     except (ValueError, FileNotFoundError) as e:
         print(f"llm_methods {a.stage}: {e}", file=sys.stderr); return 2
     if a.show_config:
+        if getattr(cfg, "scale_note", None): print(cfg.scale_note, file=sys.stderr)  # which defaults a real checkpoint took
         print(json.dumps(dataclasses.asdict(cfg), indent=1)); return 0
     try: res = get_stage(a.stage).run(cfg)
     except (ValueError, FileNotFoundError, LoadError, RunDirBusy, UnicodeDecodeError) as e:

@@ -150,8 +150,8 @@ def seed_everything(seed:int=0, # the one seed for python, numpy and torch
 # %% ../nbs/00_core.ipynb #d00d0002
 RUN_MANIFEST = "llm_methods_run.json"
 RUN_LOCK = ".llm_methods.lock"
-HASH_IGNORES = ("progress", "record", "resume", "overwrite", "output_dir", "adapter_dir", "logging_steps", "save_steps",
-                "eval_n_per_task", "device")
+HASH_IGNORES = ("progress", "record", "resume", "resume_from", "overwrite", "output_dir", "adapter_dir", "checkpoint_dir", "save_dir",
+                "logging_steps", "save_steps", "save_every", "eval_every", "eval_n_per_task", "device")
 
 def config_hash(cfg) -> str:
     "A short hash of the settings of `cfg` (a dataclass) that decide what training produces (not `HASH_IGNORES`)."
@@ -194,7 +194,10 @@ def _settings_diff(old:dict, new:dict, most:int=4) -> str:
 
 @contextlib.contextmanager
 def own_run_dir(folder:str|Path, cfg, stage:str, overwrite:bool=False):
-    "Claim `folder` for one run of `stage` with settings `cfg`: lock it, check or write its manifest; yields the manifest dict."
+    """Claim `folder` for one run of `stage` with settings `cfg`: lock it, check or write its manifest; yields the manifest
+    dict. In a launched run the main process (RANK 0) claims it for all; the others get a dict that is never written."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield {}; return
     folder = Path(folder).expanduser(); folder.mkdir(parents=True, exist_ok=True)
     lock = _take_lock(folder)
     try:

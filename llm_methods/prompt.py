@@ -174,20 +174,20 @@ class PromptRunConfig(SFTRunConfig):
 class PromptTuningRunConfig(PromptRunConfig):
     "Prompt tuning (Lester et al. 2021) — CLI stage `prompt-tuning`."
     peft_method: str = "prompt-tuning"
-    lr: float = 3e-1 # best of 1e-1, 3e-1, 1 at 500 steps (results/sweeps); soft prompts want 10-100x a weight's lr
+    scale: ClassVar[dict] = {"lr": (0.3, 0.03)} # lr None: 3e-1 on the tiny base (best of 1e-1, 3e-1, 1 at 500 steps, results/sweeps; soft prompts want 10-100x a weight's lr), 3e-2 on a real checkpoint (PEFT's prompt-tuning example)
 
 @dataclass
 class PTuningRunConfig(PromptRunConfig):
     "P-tuning (Liu et al. 2021) — CLI stage `ptuning`."
     peft_method: str = "p-tuning"
-    lr: float = 3e-2 # best of 3e-3, 1e-2, 3e-2 at 500 steps (results/sweeps)
+    scale: ClassVar[dict] = {"lr": (0.03, 0.001)} # lr None: 3e-2 on the tiny base (best of 3e-3, 1e-2, 3e-2 at 500 steps, results/sweeps), 1e-3 on a real checkpoint (PEFT's P-tuning example)
 
 @dataclass
 class PrefixRunConfig(PromptRunConfig):
     "Prefix tuning (Li & Liang 2021) — CLI stage `prefix`."
     peft_method: str = "prefix"
     num_virtual_tokens: int = 64 # best of 16, 64, 128 at 500 steps (results/sweeps): prefixes want more room than soft prompts
-    lr: float = 1e-1 # best of 3e-2, 1e-1, 3e-1 with 16 virtual tokens was 3e-1; with 64, 1e-1 beats 3e-1 (results/sweeps)
+    scale: ClassVar[dict] = {"lr": (0.1, 0.01)} # lr None: 1e-1 on the tiny base (with 64 virtual tokens 1e-1 beats 3e-1, results/sweeps), 1e-2 on a real checkpoint (PEFT's prefix-tuning example)
 
 # %% ../nbs/04_prompt.ipynb #ca8f69b5
 def peft_config_for(cfg:PromptRunConfig, model, tokenizer_path:str|None=None):

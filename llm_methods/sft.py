@@ -84,7 +84,7 @@ class SFTRunConfig(TrainConfig):
     n_train: int|None = None # cap on training rows
     steps: int = 500 # optimizer steps
     batch_size: int = 32
-    lr: float = 3e-3 # peak learning rate: best of 3e-4, 1e-3, 3e-3 at 500 steps on the tiny base (results/sweeps); use ~2e-5 for real models
+    lr: float|None = None # peak learning rate; None: 3e-3 on the tiny base (best of 3e-4, 1e-3, 3e-3 at 500 steps, results/sweeps), 2e-5 on a real checkpoint (TRL's SFTConfig default)
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_length: int = 128 # tokens per example; longer ones are truncated
@@ -94,7 +94,6 @@ class SFTRunConfig(TrainConfig):
     deepspeed: str|None = None # DeepSpeed config (file or name of a shipped one)
     zero3_leaf: bool = False # ZeRO-3: gather each transformer block's weights in one go (faster; `distributed.zero3_leaf_layers`)
     output_dir: str|None = None # the trained model (or adapter) is saved here, with checkpoints when save_steps > 0
-    overwrite: bool = False # output_dir holds another run (other settings): empty it instead of stopping
     save_steps: int = 0
     resume: str|None = None # "latest" (newest complete checkpoint in output_dir; fresh start if none) or a checkpoint folder
     nan_guard: bool = True # stop at the first NaN/inf loss or gradient, keeping the last good checkpoint
@@ -105,6 +104,7 @@ class SFTRunConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
     nonnegative: ClassVar[tuple] = ("seed", "save_steps", "weight_decay")
     fractions: ClassVar[tuple] = ("warmup_ratio",)
+    scale: ClassVar[dict] = {"lr": (0.003, 2e-05)}
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.data_format not in ("text", "prompt_completion", "messages"):
@@ -262,17 +262,23 @@ def run_output(cfg, stage:str):
 
 def save_final(cfg, model, tok, res:Result, man:dict,
                save_options:dict|None=None, # more `save_pretrained` arguments for the model (`core.save_pretrained_atomic`)
+               base:str|None=None, # what training started from (default: `cfg.model`, else the tiny base)
+               data:str="the tiny world's instructions", # what it trained on when `cfg.data` is None
               ):
-    "Save the trained model (or PEFT adapter) and tokenizer to `cfg.output_dir` and fill the run manifest `man`."
-    if not cfg.output_dir: return
+    """Save the trained model (or PEFT adapter) and tokenizer to `cfg.output_dir` and fill the run manifest `man` (every
+    training stage ends here; in a launched run, the main process alone writes)."""
+    if not cfg.output_dir or int(os.environ.get("RANK", "0")) != 0: return
     out = Path(cfg.output_dir).expanduser()
     save_pretrained_atomic(out, model, tok, model_options=save_options)
-    base = str(cfg.model or tiny_base_path())
+    base = str(base or cfg.model or tiny_base_path())
     if hasattr(model, "peft_config"):
         load = (f"from peft import AutoPeftModelForCausalLM; model = AutoPeftModelForCausalLM.from_pretrained({str(out)!r})"
                 f"  # adapter on {base!r}")
-    else: load = f"from transformers import AutoModelForCausalLM; model = AutoModelForCausalLM.from_pretrained({str(out)!r})"
-    man.update(base_model=base, data=cfg.data or "the tiny world's instructions", data_fingerprint=files_hash(cfg.data) if cfg.data else None,
+    else:
+        name = type(model).__name__  # a causal LM, a reward model (sequence classification), a BERT (masked LM, or with NSP)
+        cls = next((f"AutoModelFor{k}" for k in ("CausalLM", "SequenceClassification", "MaskedLM") if name.endswith(f"For{k}")), name)
+        load = f"from transformers import {cls}; model = {cls}.from_pretrained({str(out)!r})"
+    man.update(base_model=base, data=cfg.data or data, data_fingerprint=files_hash(cfg.data) if cfg.data and Path(cfg.data).exists() else None,
                metrics={"score": res.score if res.n_scored else None, "per_task": res.per_task,
                         "final_loss": res.final_loss}, load=load)
     res.saved_to, res.load_with = str(out), load

@@ -139,3 +139,62 @@ def test_templates_real_checkpoints_ship(setup, tmp_path):
             assert "no {% generation %} markers" in r.stdout, r.stdout
         else:
             assert r.returncode == 2 and "this tokenizer has none" in r.stderr and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+
+
+def test_real_checkpoint_takes_real_defaults(setup, tmp_path):
+    "A checkpoint past `TINY_PARAMS` trains at the real-model lr (the run says so); the tiny base and an explicit lr keep theirs."
+    d, ckpt, data = setup
+    from llm_methods.base import random_checkpoint, tiny_base_path
+    from llm_methods.stages import checkpoint_params, TINY_PARAMS
+    big = random_checkpoint(d / "qwen2-11m", size="qwen2-11m", max_len=256)
+    assert checkpoint_params(big) >= TINY_PARAMS > checkpoint_params(ckpt)
+    def shown(model, *more):
+        p = cli("sft", "--set", f"model={model}", *more, "--show-config", home=d / "home")
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)["lr"], p.stderr
+    lr, note = shown(big)
+    assert lr == 2e-5 and "lr=2e-05, the default for a real checkpoint" in note and "M parameters" in note, note
+    assert shown(big, "lr=1e-4") == (1e-4, "")  # the user's own lr is kept, without a word
+    assert shown(tiny_base_path())[0] == 3e-3 and shown(ckpt)[0] == 3e-3  # tiny models keep the swept tiny defaults
+    lr, _ = cli_lr = shown("Qwen/Qwen2.5-0.5B")  # a hub id: real (nothing is downloaded to resolve a config)
+    assert lr == 2e-5
+    out = tmp_path / "out"
+    p = cli("sft", "--set", f"model={big}", f"data={data}", "data_format=messages", "steps=2", "batch_size=2", "n_train=8",
+            "logging_steps=1", f"output_dir={out}", home=d / "home")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "lr=2e-05, the default for a real checkpoint" in p.stdout, p.stdout[-2000:]
+    assert json.loads((out / "llm_methods_run.json").read_text())["config"]["lr"] == 2e-5  # the rate it trained at
+
+
+def test_every_training_stage_owns_and_fills_its_output_dir(setup, tmp_path):
+    """Reward, DPO (and the preference stages that share its code), GRPO, PPO and pretraining (CLM and MLM) save to
+    `output_dir` with the run manifest the SFT family writes, and refuse a folder that holds another run of theirs."""
+    d, ckpt, data = setup
+    from llm_methods.core import from_dict
+    from llm_methods.stages import get_stage
+    from llm_methods.base import tiny_world
+    prefs = tmp_path / "prefs.jsonl"; prompts = tmp_path / "prompts.jsonl"
+    prefs.write_text("".join(json.dumps({k: r[k] for k in ("prompt", "chosen", "rejected")}) + "\n" for r in tiny_world().preferences("train")[:16]))
+    prompts.write_text("".join(json.dumps({"prompt": r["prompt"]}) + "\n" for r in tiny_world().preferences("train")[:16]))
+    quick = dict(steps=2, batch_size=4, record=False, progress=False)
+    runs = [  # stage, settings, the class its load line names
+        ("reward", dict(model=ckpt, data=str(prefs), n_train=8, logging_steps=1, **quick), "AutoModelForSequenceClassification"),
+        ("dpo", dict(model=ckpt, data=str(prefs), n_train=8, logging_steps=1, **quick), "AutoModelForCausalLM"),
+        ("orpo", dict(model=ckpt, data=str(prefs), n_train=8, logging_steps=1, **quick), "AutoModelForCausalLM"),
+        ("grpo", dict(model=ckpt, num_generations=2, logging_steps=1, eval_n_per_task=1, **quick), "AutoModelForCausalLM"),
+        ("ppo", dict(model=ckpt, reward_model=str(tmp_path / "reward"), data=str(prompts), ptx_coef=0.0, minibatch_size=4, ppo_epochs=1,
+                     max_new_tokens=4, **{**quick, "batch_size": 8}), "AutoModelForCausalLM"),
+        ("pretrain", dict(model="llama", steps=2, batch_size=4, eval_n=0, record=False, progress=False), "AutoModelForCausalLM"),
+        ("pretrain", dict(model="bert", objective="mlm", steps=2, batch_size=4, record=False, progress=False), "BertForPreTraining"),
+    ]
+    for i, (name, kw, cls) in enumerate(runs):
+        out = tmp_path / (name if name != "pretrain" else f"pretrain{i}")
+        st = get_stage(name)
+        res = st.run(from_dict(st.config, {**kw, "output_dir": str(out)}))
+        man = json.loads((out / "llm_methods_run.json").read_text())
+        assert man["status"] == "done" and man["stage"] == name and len(man["config_hash"]) == 12, (name, man)
+        assert f"{cls}.from_pretrained" in man["load"] and res.saved_to == str(out) and res.load_with == man["load"], (name, man["load"])
+        assert "transformers" in man["versions"] and "final_loss" in man["metrics"], (name, man)
+        assert any(out.glob("*.safetensors")), (name, sorted(p.name for p in out.iterdir()))
+        with pytest.raises(ValueError, match="with other settings .*steps 2 -> 3"):  # refused before any work
+            st.run(from_dict(st.config, {**kw, "steps": 3, "output_dir": str(out)}))

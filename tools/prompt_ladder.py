@@ -1,4 +1,5 @@
-"""Prompt tuning's gap to full fine-tuning across base sizes (Lester et al. 2021, Figure 1, in miniature).
+"""The prompt methods' gap to full fine-tuning across base sizes (Lester et al. 2021, Figure 1, in miniature; `--methods`
+adds prefix tuning and P-tuning to prompt tuning).
 
     python tools/prompt_ladder.py --sizes s96,s192,s384,s768 --seeds 0,1 --jobs 8 --out results/sweeps/prompt_ladder.jsonl
     python tools/prompt_ladder.py --out results/sweeps/prompt_ladder.jsonl --table
@@ -19,14 +20,19 @@ SIZES = {  # name: shape; init_std scales as 0.08 * sqrt(96 / hidden) (0.08 was 
     "s48": dict(hidden=48, layers=2, heads=2, ffn=128),  # half as wide (CPU ladder: width only, head size 24 throughout)
     "s96": dict(hidden=96, layers=2, heads=4, ffn=256),  # the shipped base's shape
     "s192w": dict(hidden=192, layers=2, heads=8, ffn=512),  # twice as wide, same depth (CPU ladder)
+    "s384w": dict(hidden=384, layers=2, heads=16, ffn=1024),  # 4x as wide, same depth (GPU rung of the width ladder)
+    "s768w": dict(hidden=768, layers=2, heads=32, ffn=2048),  # 8x as wide, same depth (GPU rung)
     "s192": dict(hidden=192, layers=4, heads=4, ffn=512),
     "s384": dict(hidden=384, layers=4, heads=8, ffn=1024),
     "s768": dict(hidden=768, layers=6, heads=12, ffn=2048),
 }
-BASE_LRS = {"s48": [6e-3], "s96": [6e-3], "s192w": [3e-3, 6e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
-GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0]}  # fine-tuning lrs tried per size (seed 0)
+BASE_LRS = {"s48": [6e-3], "s96": [6e-3], "s192w": [3e-3, 6e-3], "s384w": [1.5e-3, 3e-3], "s768w": [7.5e-4, 1.5e-3], "s192": [3e-3, 6e-3], "s384": [1.5e-3, 3e-3], "s768": [7.5e-4, 1.5e-3]}  # pretraining peak lr
+GRID = {"sft": [3e-4, 1e-3, 3e-3], "prompt-tuning": [3e-2, 1e-1, 3e-1, 1.0],  # fine-tuning lrs tried per size (seed 0)
+        "prefix": [3e-2, 1e-1, 3e-1], "ptuning": [3e-3, 1e-2, 3e-2]}
 
-PRIOR = {"sft": 1, "prompt-tuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
+PRIOR = {"sft": 1, "prompt-tuning": 2, "prefix": 1, "ptuning": 2}  # GRID index of each method's best lr on the shipped base (results/sweeps): tried first
+
+PROMPT_METHODS = ("prompt-tuning", "ptuning", "prefix")
 
 def init_std(hidden): return 0.08 if hidden == 96 else round(0.08 * math.sqrt(96 / hidden), 4)
 
@@ -100,7 +106,7 @@ def best_lr(rows, size, method, seed):
 def main(a):
     t_start = time.time()
     sizes = a.sizes.split(","); seeds = [int(s) for s in a.seeds.split(",")]
-    smoke = dict(base_steps=30, n_per_task=4) if a.smoke else {}
+    smoke = dict(base_steps=30, n_per_task=4) if a.smoke else ({"base_steps": a.base_steps} if a.base_steps else {})
     run_kw = dict(steps=5 if a.smoke else a.steps, record=False, progress=False, **({"eval_n_per_task": 4} if a.smoke else {}))
     out = open(a.out, "a")
     def emit(r):
@@ -178,8 +184,21 @@ def table(path) -> str:
             bases.append(f"| {b['size']} | {b['base_lr']:g} | {b['init_std']} | {b['params']:,} | {b['base_plain_em']:.1%} "
                          f"({pt}) | {b['base_plain_em_all']:.1%} | "
                          f"{b['pretrain_final_loss'] or float('nan'):.3f} | {b['pretrain_s']:.0f} |")
+    ratio = ["| size | params | SFT EM | " + " | ".join(f"{m} EM | {m}/SFT" for m in PROMPT_METHODS) + " |",
+             "|---|---|---|" + "---|---|" * len(PROMPT_METHODS)]
+    for s in sizes:
+        rs = [r for r in rows if r.get("kind") == "run" and r.get("size") == s and "score" in r]
+        seed0 = min(r["seed"] for r in rs)
+        def mean_best(m):
+            lr = best_lr(rows, s, m, seed0); sc = [r["score"] for r in rs if r["method"] == m and r["lr"] == lr]
+            return (sum(sc) / len(sc), lr, len(sc)) if sc else None
+        sft = mean_best("sft"); cells = []
+        for m in PROMPT_METHODS:
+            v = mean_best(m)
+            cells.append("– | –" if v is None or not sft else f"{v[0]:.1%} (lr {v[1]:g}, {v[2]} seed{'s' * (v[2] > 1)}) | {v[0] / sft[0]:.2f}")
+        ratio.append(f"| {s} | {rs[0]['params'] / 1e6:.2f}M | {sft[0]:.1%} | " + " | ".join(cells) + " |" if sft else f"| {s} | no SFT run |")
     envs = "\n".join(f"- env: {json.dumps(e)}" for e in env[-1:])
-    return "\n".join(out) + "\n\nBases:\n\n" + "\n".join(bases) + "\n\nEvery run:\n\n" + "\n".join(grid) + "\n\n" + envs
+    return "\n".join(out) + "\n\nEvery prompt method against SFT (best lr on the first seed, mean over the seeds run there):\n\n" + "\n".join(ratio) + "\n\nBases:\n\n" + "\n".join(bases) + "\n\nEvery run:\n\n" + "\n".join(grid) + "\n\n" + envs
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -191,6 +210,7 @@ if __name__ == "__main__":
     ap.add_argument("--table", action="store_true", help="print --out as markdown tables and exit")
     ap.add_argument("--sft-lrs", default=None, help="comma-separated SFT lrs instead of GRID's"); ap.add_argument("--pt-lrs", default=None)
     ap.add_argument("--first-base-lr", action="store_true", help="pretrain each size at BASE_LRS' first (lowest) lr only")
+    ap.add_argument("--base-steps", type=int, default=None, help="pretraining steps of every base (default: the shipped base's 3,000)")
     a = ap.parse_args()
     if a.sft_lrs: GRID["sft"] = [float(x) for x in a.sft_lrs.split(",")]
     if a.pt_lrs: GRID["prompt-tuning"] = [float(x) for x in a.pt_lrs.split(",")]

@@ -110,7 +110,7 @@ class AdaLoraRunConfig(SFTRunConfig):
     beta1: float = 0.85 # EMA of sensitivity
     beta2: float = 0.85 # EMA of uncertainty
     orth_reg_weight: float = 0.5
-    lr: float = 3e-2 # best of 1e-2, 2e-2, 3e-2 at 500 steps (results/sweeps)
+    scale: ClassVar[dict] = {"lr": (0.03, 0.0002)} # lr None: 3e-2 on the tiny base (best of 1e-2, 2e-2, 3e-2 at 500 steps, results/sweeps), 2e-4 on a real checkpoint (LoRA's)
     adapter_dir: str|None = None
     method: str = "adalora"
     positive: ClassVar[tuple] = SFTRunConfig.positive + ("init_r", "target_r", "deltaT")

@@ -128,7 +128,7 @@ class LoraRunConfig(SFTRunConfig):
     alpha: float = 16 # the update is scaled by alpha/r
     dropout: float = 0.0 # dropout on the adapters' input
     target_modules: str|list = "all-linear" # module-name suffixes to adapt, or PEFT's "all-linear"
-    lr: float = 1e-2 # best of 3e-3, 1e-2, 2e-2 at 500 steps (results/sweeps); higher than full FT (use ~2e-4 for real models)
+    scale: ClassVar[dict] = {"lr": (0.01, 0.0002)} # lr None: 1e-2 on the tiny base (best of 3e-3, 1e-2, 2e-2 at 500 steps, results/sweeps; higher than full FT), 2e-4 on a real checkpoint (the QLoRA paper's rate for 7B-13B)
     adapter_dir: str|None = None # also save the trained adapter here (safetensors); output_dir gets it too
     merge: bool = False # merge the adapter into the weights before scoring and saving
     method: str = "lora"

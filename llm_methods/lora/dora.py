@@ -5,6 +5,7 @@
 # %% ../../nbs/03c_lora_dora.ipynb #9f9990d2
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import ClassVar
 import torch
 from ..evaluate import Result
 from ..base import warm_tiny_base
@@ -30,7 +31,7 @@ def dora_weight(weight:torch.Tensor, # the frozen W0 as nn.Linear stores it, (d_
 @dataclass
 class DoraRunConfig(LoraRunConfig):
     "DoRA instruction tuning: the LoRA settings, with the update split into magnitude and direction (PEFT's `use_dora`)."
-    lr: float = 1e-2 # best of 3e-3, 1e-2, 2e-2 at 500 steps (results/sweeps)
+    scale: ClassVar[dict] = {"lr": (0.01, 0.0002)} # lr None: 1e-2 on the tiny base (best of 3e-3, 1e-2, 2e-2 at 500 steps, results/sweeps), 2e-4 on a real checkpoint (LoRA's)
     method: str = "dora"
     def peft_options(self) -> dict: return {"use_dora": True}
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, re, time, shutil, warnings
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 import torch
 from ..core import home_dir
@@ -47,7 +48,7 @@ class InitialAdapter(TrainerCallback):
 class PissaRunConfig(LoraRunConfig):
     "PiSSA instruction tuning: the LoRA settings, with A and B started on W0's principal singular vectors (PEFT's `init_lora_weights`)."
     init_lora_weights: str = "pissa" # "pissa" (exact SVD) or "pissa_niter_N" (randomized SVD, N subspace iterations: fast on big matrices)
-    lr: float = 3e-3 # best of 1e-3, 3e-3, 1e-2, 2e-2 at 500 steps (results/sweeps); use ~2e-5 for real models (PEFT's PiSSA example)
+    scale: ClassVar[dict] = {"lr": (0.003, 2e-05)} # lr None: 3e-3 on the tiny base (best of 1e-3, 3e-3, 1e-2, 2e-2 at 500 steps, results/sweeps), 2e-5 on a real checkpoint (PEFT's PiSSA example)
     method: str = "pissa"
     def __post_init__(self):
         super().__post_init__()

@@ -16,7 +16,8 @@ import transformers  # after core: its log filters must be in place when bitsand
 from transformers import AutoConfig
 from ..evaluate import evaluate, perplexity, make_result, record_result, Result, device_name
 from ..base import train_causal_lm, CLMConfig, check_lm_fits, plot_loss
-from ..stages import stage, registry, TrainConfig
+from ..sft import run_output, save_final
+from ..stages import is_real_checkpoint, stage, registry, TrainConfig
 from .compute import param_counts, flops_per_token, predict_train_memory, activation_bytes, mfu, GPU_PEAK_TFLOPS
 
 from ..core import _resolve
@@ -96,7 +97,7 @@ class PretrainConfig(TrainConfig):
     steps: int = 300 # optimizer steps
     batch_size: int = 16
     seq_len: int = 64 # tokens per packed block (clm) / longest sentence pair (mlm)
-    lr: float = 6e-3 # peak learning rate (tiny models; ~3e-4 for real sizes)
+    lr: float|None = None # peak learning rate; None: 6e-3 for the models built here from a shape, 3e-4 to go on pretraining a real checkpoint
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     seed: int = 0
@@ -113,6 +114,11 @@ class PretrainConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("hidden", "layers", "heads", "ffn", "max_len", "seq_len", "logging_steps", "vocab_size", "kv_heads")
     nonnegative: ClassVar[tuple] = ("seed", "weight_decay", "eval_n")
     fractions: ClassVar[tuple] = ("heldout_frac", "dropout", "warmup_ratio")
+    scale: ClassVar[dict] = {"lr": (0.006, 0.0003)}
+    def real_model(self) -> bool:
+        "Going on pretraining a checkpoint's weights (not a model built here from `_ARCHS` or a config.json) takes `scale`'s real default."
+        return (self.model not in _ARCHS and not str(self.model).endswith(".json") and self.init != "scratch"
+                and is_real_checkpoint(self.model))
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.objective not in ("clm", "mlm"): raise ValueError(f"PretrainConfig.objective must be 'clm' or 'mlm', got {self.objective!r}")
@@ -255,31 +261,32 @@ def run_pretrain(cfg:PretrainConfig|None=None, **overrides) -> Result:
     if cfg is None: cfg = PretrainConfig(**overrides)
     elif overrides: cfg = dataclasses.replace(cfg, **overrides)
     seed_everything(cfg.seed)
-    docs = load_documents(cfg.data, chat=cfg.objective == "clm")  # BERT reads plain text: no chat dialogs
-    train_docs, held_docs = split_documents(docs, cfg.heldout_frac, cfg.seed)
-    if not train_docs: raise ValueError("PretrainConfig.heldout_frac leaves no training documents")
-    tok = build_tokenizer(cfg, train_docs)
-    model = build_model(cfg, tok)
-    check_pretrain_fits(cfg, model, tok)
-    model = model.to(get_device(cfg.device))
-    if cfg.objective != "clm":  # another objective's training loop, registered by its module (mlm: `01b_pretrain_mlm`)
-        if cfg.objective not in OBJECTIVES: registry()  # imports every module of the package, `pretrain.mlm` included
-        return OBJECTIVES[cfg.objective](cfg, model, tok, train_docs, held_docs)
-    method = cfg.method or f"pretrain-clm-{cfg.arch}"
-    with Meter() as meter:
-        with _quiet(not cfg.progress):
-            info = train_causal_lm(model, tok, ["\n".join(d) for d in train_docs], cfg.clm_config())
-        ppl = perplexity(model, tok, ["\n".join(d) for d in held_docs]) if held_docs else float("nan")
-        if cfg.data == "tiny_world" and cfg.eval_n:
-            rep = evaluate(model, tok, TinyWorld().heldout(n_per_task=cfg.eval_n), style="plain")
-        else:
-            rep = EvalReport(score=0.0, per_task={}, n=0)
-    hist = info["history"]
-    extra = dict(objective="clm", model=cfg.model, perplexity=round(ppl, 4), heldout_loss=round(math.log(ppl), 4),
-                 first_loss=hist[0]["loss"] if hist else None, **_throughput(model, tok, cfg, info["tokens"], info["train_s"]))
-    res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1),
-                      final_loss=hist[-1]["loss"] if hist else None, train_s=round(info["train_s"], 2), history=hist,
-                      data=cfg.data, saved_to=cfg.output_dir, extra=extra)
-    if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
+    with run_output(cfg, "pretrain") as man:  # first: a folder that belongs to another run stops us before any work
+        docs = load_documents(cfg.data, chat=cfg.objective == "clm")  # BERT reads plain text: no chat dialogs
+        train_docs, held_docs = split_documents(docs, cfg.heldout_frac, cfg.seed)
+        if not train_docs: raise ValueError("PretrainConfig.heldout_frac leaves no training documents")
+        tok = build_tokenizer(cfg, train_docs)
+        model = build_model(cfg, tok)
+        check_pretrain_fits(cfg, model, tok)
+        model = model.to(get_device(cfg.device))
+        if cfg.objective != "clm":  # another objective's training loop, registered by its module (mlm: `01b_pretrain_mlm`)
+            if cfg.objective not in OBJECTIVES: registry()  # imports every module of the package, `pretrain.mlm` included
+            return OBJECTIVES[cfg.objective](cfg, model, tok, train_docs, held_docs, man=man)
+        method = cfg.method or f"pretrain-clm-{cfg.arch}"
+        with Meter() as meter:
+            with _quiet(not cfg.progress):
+                info = train_causal_lm(model, tok, ["\n".join(d) for d in train_docs], cfg.clm_config())
+            ppl = perplexity(model, tok, ["\n".join(d) for d in held_docs]) if held_docs else float("nan")
+            if cfg.data == "tiny_world" and cfg.eval_n:
+                rep = evaluate(model, tok, TinyWorld().heldout(n_per_task=cfg.eval_n), style="plain")
+            else:
+                rep = EvalReport(score=0.0, per_task={}, n=0)
+        hist = info["history"]
+        extra = dict(objective="clm", model=cfg.model, perplexity=round(ppl, 4), heldout_loss=round(math.log(ppl), 4),
+                     first_loss=hist[0]["loss"] if hist else None, **_throughput(model, tok, cfg, info["tokens"], info["train_s"]))
+        res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1),
+                          final_loss=hist[-1]["loss"] if hist else None, train_s=round(info["train_s"], 2), history=hist,
+                          data=cfg.data, extra=extra)
+        save_final(cfg, model, tok, res, man, base=cfg.model if cfg.real_model() else "random init", data="the tiny world's corpus")
     if cfg.record: record_result(res)
     return res

@@ -6,10 +6,11 @@
 from __future__ import annotations
 import random, time, math, inspect, dataclasses
 import torch
-from ..core import seed_everything, count_params, Meter, home_dir, save_pretrained_atomic
+from ..core import seed_everything, count_params, Meter, home_dir
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments  # after core: its log filters must be in place when bitsandbytes loads
 from ..evaluate import make_result, record_result, Result, EvalReport
 from ..base import trainer_device_args, _history_callback, plot_loss, quiet_trainer
+from ..sft import save_final
 from .clm import OBJECTIVES, PretrainConfig, split_documents, load_documents, _quiet, predicted_memory_mb
 
 # %% auto #0
@@ -147,8 +148,10 @@ def score_bert(model, tok, rows:list[dict], mlm_probability:float=0.15, seed:int
                 nsp_acc=nsp_hit / nsp_n if nsp_n else None, n_pairs=nsp_n)
 
 # %% ../../nbs/01b_pretrain_mlm.ipynb #85f36df4
-def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list) -> Result:
-    "MLM (+ NSP when `cfg.nsp`) pretraining of a BERT on documents; returns its `Result`."
+def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list,
+                 man:dict|None=None, # the run manifest of `cfg.output_dir` (`run_pretrain` claims the folder)
+                ) -> Result:
+    "MLM (+ NSP when `cfg.nsp`) pretraining of a BERT on documents; returns its `Result` (the model saved to `cfg.output_dir`)."
     if not held_docs: raise ValueError("PretrainConfig.heldout_frac must be > 0 for MLM: accuracy is measured on held-out documents")
     tr_pairs, ho_pairs = nsp_pairs(train_docs, seed=cfg.seed), nsp_pairs(held_docs, seed=cfg.seed + 1)
     if not tr_pairs: raise ValueError("no sentence pairs: MLM/NSP pretraining needs documents with at least 2 sentences")
@@ -165,8 +168,8 @@ def pretrain_mlm(cfg:PretrainConfig, model, tok, train_docs:list, held_docs:list
                  first_loss=hist[0]["loss"] if hist else None, tokens_per_s=round(info["tokens"] / info["train_s"], 1))
     res = make_result(method, rep, model, meter, predicted_mem_mb=round(predicted_memory_mb(model, cfg), 1), tokens=info["tokens"],
                       final_loss=hist[-1]["loss"] if hist else None, train_s=round(info["train_s"], 2), history=hist,
-                      base_model=cfg.model or "random init", saved_to=cfg.output_dir, extra=extra)
-    if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)
+                      base_model=cfg.model or "random init", extra=extra)
+    save_final(cfg, model, tok, res, {} if man is None else man, base=cfg.model if cfg.real_model() else "random init", data="the tiny world's corpus")
     if cfg.record: record_result(res)
     return res
 

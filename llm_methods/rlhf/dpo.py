@@ -22,7 +22,7 @@ from .common import (warm_sft, tiny_sft, sft_path, preference_dataset, rlhf_held
 
 from ..reliability import NaNGuard, MarkComplete, check_context, check_cpu_options
 from ..reliability import resolve_resume
-from ..sft import load_rows
+from ..sft import load_rows, run_output, save_final
 from ..data import validate_rows
 
 # %% auto #0
@@ -54,7 +54,7 @@ class PreferenceConfig(TrainConfig):
     n_train: int|None = None # only the first n rows
     steps: int = 60 # optimizer steps
     batch_size: int = 32 # pairs per step
-    lr: float = 3e-4 # peak learning rate (tiny model; ~5e-7..5e-6 for real ones)
+    lr: float|None = None # peak learning rate; None: the stage's `scale` default (tiny SFT model or real checkpoint)
     warmup_ratio: float = 0.1
     max_length: int = 128
     lora_r: int = 0 # > 0: LoRA adapters, reference = adapters off (no second copy)
@@ -74,6 +74,7 @@ class PreferenceConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
     nonnegative: ClassVar[tuple] = ("seed", "lora_r", "save_steps")
     fractions: ClassVar[tuple] = ("warmup_ratio",)
+    scale: ClassVar[dict] = {"lr": (0.0003, 1e-06)} # lr None: 3e-4 on the tiny SFT model, 1e-6 on a real checkpoint (TRL's DPOConfig default; the paper's 5e-7..5e-6)
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if (self.save_steps or self.resume) and not self.checkpoint_dir:
@@ -217,21 +218,22 @@ def run_preference(cfg:PreferenceConfig,
                   ) -> Result:
     "What every preference stage does around its trainer: start model, rows, training, held-out exact match and the gold judge, KL from the start, the saved model, the recorded `Result`."
     seed_everything(cfg.seed)
-    model, tok = start_model(cfg)
-    rows = load(cfg.data) if cfg.data else tiny_world().preferences("train")
-    if cfg.n_train: rows = rows[:cfg.n_train]
-    with Meter() as m:
-        info = train(model, tok, rows, cfg)
-        pol, tr = info["model"], info["trainer"]
-        rep = evaluate(pol, tok, rlhf_heldout(cfg.eval_n_per_task), style="chat") if cfg.data is None else EvalReport(0.0, {}, 0)
-        pm = pair_metrics(pol, tr, tok, tiny_world().preferences("heldout") if cfg.data is None else None) if pair_metrics else {}
-    if cfg.output_dir:
-        out = pol.merge_and_unload() if cfg.lora_r else pol
-        save_pretrained_atomic(cfg.output_dir, out, tok)
-    kl = kl_from_start(pol, tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task)) if cfg.data is None else None
-    res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, train_s=round(info["train_s"], 1),
-                      final_loss=info["history"][-1]["loss"] if info["history"] else None, history=info["history"],
-                      extra={**settings, "lora_r": cfg.lora_r, **pm, "models_in_memory": models_in_memory})
+    with run_output(cfg, cfg.method) as man:  # first: a folder that belongs to another run stops us before any work
+        model, tok = start_model(cfg)
+        rows = load(cfg.data) if cfg.data else tiny_world().preferences("train")
+        if cfg.n_train: rows = rows[:cfg.n_train]
+        with Meter() as m:
+            info = train(model, tok, rows, cfg)
+            pol, tr = info["model"], info["trainer"]
+            rep = evaluate(pol, tok, rlhf_heldout(cfg.eval_n_per_task), style="chat") if cfg.data is None else EvalReport(0.0, {}, 0)
+            pm = pair_metrics(pol, tr, tok, tiny_world().preferences("heldout") if cfg.data is None else None) if pair_metrics else {}
+        kl = kl_from_start(pol, tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task)) if cfg.data is None else None
+        res = make_result(cfg.method, rep, pol, m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl, train_s=round(info["train_s"], 1),
+                          final_loss=info["history"][-1]["loss"] if info["history"] else None, history=info["history"],
+                          extra={**settings, "lora_r": cfg.lora_r, **pm, "models_in_memory": models_in_memory})
+        if cfg.output_dir:  # the policy (LoRA merged) and the run manifest
+            save_final(cfg, pol.merge_and_unload() if cfg.lora_r else pol, tok, res, man, base=str(cfg.model or sft_path()),
+                       data="the tiny world's preference pairs")
     if cfg.record: record_result(res)
     return res
 

@@ -16,7 +16,8 @@ from ..base import tiny_world, trainer_device_args, _history_callback, quiet_tra
 from ..data import strip_signoff, gold_prefers
 from ..evaluate import evaluate, make_result, record_result, load_results, results_table, Result
 from ..stages import stage, TrainConfig
-from .common import warm_sft, tiny_sft, rlhf_heldout, kl_from_start
+from .common import warm_sft, tiny_sft, sft_path, rlhf_heldout, kl_from_start
+from ..sft import run_output, save_final
 
 # %% auto #0
 __all__ = ['GRPO_REWARDS', 'group_advantages', 'exact_match_reward', 'style_reward', 'grpo_dataset', 'GRPORunConfig', 'grpo_args',
@@ -63,7 +64,7 @@ class GRPORunConfig(TrainConfig):
     batch_size: int = 64 # replies per step (a multiple of num_generations)
     num_generations: int = 8 # G: replies per prompt
     max_completion_length: int = 8
-    lr: float = 1e-4
+    lr: float|None = None # peak learning rate; None: 1e-4 on the tiny SFT model, 1e-6 on a real checkpoint (TRL's GRPOConfig default)
     beta: float = 0.0 # KL coefficient (0: no reference model)
     temperature: float = 1.0
     loss_type: str = "dapo" # TRL's default token aggregation
@@ -79,6 +80,7 @@ class GRPORunConfig(TrainConfig):
     progress: bool = True
     positive: ClassVar[tuple] = TrainConfig.positive + ("num_generations", "max_completion_length", "num_iterations", "logging_steps", "temperature")
     nonnegative: ClassVar[tuple] = ("seed", "beta", "lora_r")
+    scale: ClassVar[dict] = {"lr": (0.0001, 1e-06)}
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.num_generations < 2: raise ValueError(f"GRPORunConfig.num_generations must be >= 2 (a group needs a baseline), got {self.num_generations}")
@@ -123,23 +125,24 @@ def grpo_train(model, tok, rows:list[dict], cfg:GRPORunConfig|None=None, reward_
 def run_grpo(cfg:GRPORunConfig) -> Result:
     "GRPO with the programmatic rewards (`GRPO_REWARDS`: exact match and the preferred style) on the tiny world's training questions; held-out exact match in the `Result`."
     seed_everything(cfg.seed)
-    if cfg.model is None: model, tok = tiny_sft(device=cfg.device or "cpu")
-    else:
-        model = load_model(cfg.model).to(get_device(cfg.device))
-        tok = causal_inputs_only(load_tokenizer(cfg.tokenizer or cfg.model), model)  # no token_type_ids into generate
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
-    with Meter() as m:
-        info = grpo_train(model, tok, grpo_dataset("train"), cfg)
-        rep = evaluate(info["model"], tok, rlhf_heldout(cfg.eval_n_per_task), style="chat")
-    if cfg.output_dir:
-        out = info["model"].merge_and_unload() if cfg.lora_r else info["model"]
-        save_pretrained_atomic(cfg.output_dir, out, tok)
-    h = info["history"]
-    kl = kl_from_start(info["model"], tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task))
-    res = make_result(cfg.method, rep, info["model"], m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
-                      train_s=round(info["train_s"], 1), history=h, extra={
-        "reward": "exact match + style (programmatic: GRPO_REWARDS)", "num_generations": cfg.num_generations, "beta": cfg.beta,
-        "train_reward_first": h[0].get("reward") if h else None, "train_reward_last": h[-1].get("reward") if h else None,
-        "models_in_memory": 1 if cfg.beta == 0 else 2})
+    with run_output(cfg, "grpo") as man:  # first: a folder that belongs to another run stops us before any work
+        if cfg.model is None: model, tok = tiny_sft(device=cfg.device or "cpu")
+        else:
+            model = load_model(cfg.model).to(get_device(cfg.device))
+            tok = causal_inputs_only(load_tokenizer(cfg.tokenizer or cfg.model), model)  # no token_type_ids into generate
+            if tok.pad_token is None: tok.pad_token = tok.eos_token
+        with Meter() as m:
+            info = grpo_train(model, tok, grpo_dataset("train"), cfg)
+            rep = evaluate(info["model"], tok, rlhf_heldout(cfg.eval_n_per_task), style="chat")
+        h = info["history"]
+        kl = kl_from_start(info["model"], tok, cfg.model, rlhf_heldout(cfg.eval_n_per_task))
+        res = make_result(cfg.method, rep, info["model"], m, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
+                          train_s=round(info["train_s"], 1), history=h, extra={
+            "reward": "exact match + style (programmatic: GRPO_REWARDS)", "num_generations": cfg.num_generations, "beta": cfg.beta,
+            "train_reward_first": h[0].get("reward") if h else None, "train_reward_last": h[-1].get("reward") if h else None,
+            "models_in_memory": 1 if cfg.beta == 0 else 2})
+        if cfg.output_dir:  # the policy (LoRA merged) and the run manifest
+            save_final(cfg, info["model"].merge_and_unload() if cfg.lora_r else info["model"], tok, res, man,
+                       base=str(cfg.model or sft_path()), data="the tiny world's training questions, rewarded by GRPO_REWARDS")
     if cfg.record: record_result(res)
     return res

@@ -45,7 +45,7 @@ class KTORunConfig(PreferenceConfig):
     "KTO settings (the `kto` CLI stage)."
     data: str|None = None # preference rows {prompt, chosen, rejected} (unpaired here) or unpaired rows {prompt, completion, label}; None = the tiny world's pairs
     batch_size: int = 64 # examples per step; 64 = DPO's 32 pairs, each one desirable and one undesirable example
-    lr: float = 1e-4 # peak learning rate (tiny model, from the sweep; ~5e-7..5e-6 for real ones)
+    scale: ClassVar[dict] = {"lr": (0.0001, 1e-06)} # lr None: 1e-4 on the tiny SFT model (from the sweep), 1e-6 on a real checkpoint (TRL's KTOConfig default; the paper's 5e-7..5e-6)
     beta: float = 0.5 # scale of the log-ratios inside the sigmoid (tiny model, from the sweep; the paper: 0.1)
     desirable_weight: float = 1.0 # lambda_D
     undesirable_weight: float = 1.0 # lambda_U

@@ -44,7 +44,7 @@ def orpo_loss(chosen_logps:torch.Tensor, # (B,) log pi_theta(y_w|x), summed over
 @dataclass
 class ORPORunConfig(PreferenceConfig):
     "ORPO settings (the `orpo` CLI stage): no reference model."
-    lr: float = 3e-4 # peak learning rate (tiny model, from the sweep; ~5e-6..8e-6 for real ones, the paper's range)
+    scale: ClassVar[dict] = {"lr": (0.0003, 8e-06)} # lr None: 3e-4 on the tiny SFT model (from the sweep), 8e-6 on a real checkpoint (the ORPO paper's)
     beta: float = 0.1 # lambda of the paper: the weight of the odds-ratio term against the NLL (TRL's ORPOConfig.beta)
     method: str = "orpo" # row name in the result record
     positive: ClassVar[tuple] = PreferenceConfig.positive + ("beta",)

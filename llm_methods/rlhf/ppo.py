@@ -28,7 +28,7 @@ from .reward import tiny_reward, reward_model, reward_scores, RewardRunConfig
 
 from ..distributed import load_ds_config, set_ds_values
 from ..reliability import mark_complete
-from ..sft import load_rows
+from ..sft import load_rows, run_output, save_final
 from ..reliability import latest_checkpoint
 
 # %% auto #0
@@ -165,7 +165,7 @@ class PPOConfig(TrainConfig):
     batch_size: int = 64 # prompts per rollout
     minibatch_size: int = 32 # rollout rows per gradient step
     ppo_epochs: int = 4 # passes over each rollout batch
-    lr: float = 1e-4 # Adam learning rate of the policy (tiny model; ~1e-6..1e-5 for real ones)
+    lr: float|None = None # Adam learning rate of the policy; None: 1e-4 on the tiny SFT model, 1e-6 on a real checkpoint (InstructGPT's range: 1e-6..1e-5)
     vf_lr: float|None = 3e-3 # learning rate of the value head (None: same as lr); a fresh head must catch up fast
     max_grad_norm: float = 1.0
     max_new_tokens: int = 8 # longest reply
@@ -205,6 +205,7 @@ class PPOConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("minibatch_size", "ppo_epochs", "max_new_tokens", "kl_horizon", "temperature", "reward_steps")
     nonnegative: ClassVar[tuple] = ("seed", "kl_coef", "ent_coef", "ptx_coef", "vf_coef", "min_new_tokens", "top_k", "lora_r", "eval_every", "save_every")
     renamed: ClassVar[dict] = {"policy": "model"}
+    scale: ClassVar[dict] = {"lr": (0.0001, 1e-06)}
     policy: dataclasses.InitVar[str|None] = None # the old name of `model` (accepted with a FutureWarning)
     def __post_init__(self, policy=None):
         if policy is not None:
@@ -603,39 +604,42 @@ def _warm(settings:dict):
 def run_ppo(cfg:PPOConfig) -> Result:
     "PPO from `cfg.model` against `cfg.reward_model` (tiny-world defaults); held-out exact match in the `Result`."
     seed_everything(cfg.seed)
-    if cfg.model is None: policy, tok = tiny_sft(device=cfg.device or "cpu")
-    else:
-        tok = load_tokenizer(cfg.tokenizer or cfg.model); policy = load_model(cfg.model)
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
-    if cfg.reward_model is None:
-        rm, rtok = tiny_reward(RewardRunConfig(steps=cfg.reward_steps) if cfg.reward_steps else None, device=cfg.device or "cpu")
-    else: rm, rtok = reward_model(cfg.reward_model, device=cfg.device)
-    qs, ans = _prompt_rows(cfg.data) if cfg.data else (None, None)
-    trainer = PPOTrainer(policy, tok, rm, rtok, cfg, questions=qs, answers=ans)
-    if cfg.resume_from == "latest":
-        ck = latest_checkpoint(cfg.save_dir, prefix="step")
-        if ck is not None: trainer.load(ck)
-    elif cfg.resume_from: trainer.load(cfg.resume_from)
-    items = rlhf_heldout(cfg.eval_n_per_task) if cfg.data is None else None
-    with Meter() as m:
-        start = trainer.measure(items) if items else None
-        hist = trainer.train(eval_items=items)
-        end = trainer.measure(items) if items else None
-    if cfg.output_dir: trainer.save_pretrained(cfg.output_dir)
-    rep = end["report"] if end else EvalReport(score=0.0, per_task={}, n=0)
-    last = hist[-1] if hist else {}
-    kl = kl_from_start(trainer.policy, tok, cfg.model, items) if items else None
-    res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
-                      train_s=round(sum(h["time_s"] for h in hist), 1), saved_to=cfg.output_dir, history=hist, extra={
-        "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
-        "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,
-        "start_exact_match": start["exact_match"] if start else None, "lora_r": cfg.lora_r,
-        "models_in_memory": 2 if cfg.lora_r else 3})
-    if trainer.acc is not None:  # every rank's weights, summarised: equal when the ranks trained one policy together
-        fp = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()]) for p in trainer.params]).sum(0)
-        res.extra.update(world_size=_world()[1], engine=str(trainer.acc.distributed_type).split(".")[-1],
-                         optimizer_class=type(getattr(trainer.opt, "optimizer", trainer.opt)).__name__,
-                         rank_weight_fingerprints=_gather(fp.to(trainer.device)[None]).cpu().tolist())
+    with run_output(cfg, "ppo") as man:  # first: a folder that belongs to another run stops us before any work
+        if cfg.model is None: policy, tok = tiny_sft(device=cfg.device or "cpu")
+        else:
+            tok = load_tokenizer(cfg.tokenizer or cfg.model); policy = load_model(cfg.model)
+            if tok.pad_token is None: tok.pad_token = tok.eos_token
+        if cfg.reward_model is None:
+            rm, rtok = tiny_reward(RewardRunConfig(steps=cfg.reward_steps) if cfg.reward_steps else None, device=cfg.device or "cpu")
+        else: rm, rtok = reward_model(cfg.reward_model, device=cfg.device)
+        qs, ans = _prompt_rows(cfg.data) if cfg.data else (None, None)
+        trainer = PPOTrainer(policy, tok, rm, rtok, cfg, questions=qs, answers=ans)
+        if cfg.resume_from == "latest":
+            ck = latest_checkpoint(cfg.save_dir, prefix="step")
+            if ck is not None: trainer.load(ck)
+        elif cfg.resume_from: trainer.load(cfg.resume_from)
+        items = rlhf_heldout(cfg.eval_n_per_task) if cfg.data is None else None
+        with Meter() as m:
+            start = trainer.measure(items) if items else None
+            hist = trainer.train(eval_items=items)
+            end = trainer.measure(items) if items else None
+        rep = end["report"] if end else EvalReport(score=0.0, per_task={}, n=0)
+        last = hist[-1] if hist else {}
+        kl = kl_from_start(trainer.policy, tok, cfg.model, items) if items else None
+        res = make_result(cfg.method, rep, trainer.model, m, steps=trainer.step_n, lr=cfg.lr, seed=cfg.seed, kl_from_sft=kl,
+                          train_s=round(sum(h["time_s"] for h in hist), 1), history=hist, extra={
+            "final_kl": last.get("kl"), "final_score": last.get("score"), "beta": trainer.kl_ctl.value,
+            "heldout_rm_score": (start["rm_score"], end["rm_score"]) if end else None,
+            "start_exact_match": start["exact_match"] if start else None, "lora_r": cfg.lora_r,
+            "models_in_memory": 2 if cfg.lora_r else 3})
+        if trainer.acc is not None:  # every rank's weights, summarised: equal when the ranks trained one policy together
+            fp = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()]) for p in trainer.params]).sum(0)
+            res.extra.update(world_size=_world()[1], engine=str(trainer.acc.distributed_type).split(".")[-1],
+                             optimizer_class=type(getattr(trainer.opt, "optimizer", trainer.opt)).__name__,
+                             rank_weight_fingerprints=_gather(fp.to(trainer.device)[None]).cpu().tolist())
+        if cfg.output_dir:  # the policy (LoRA merged into a copy) and the run manifest
+            lm = copy.deepcopy(trainer.policy).merge_and_unload() if cfg.lora_r else trainer.policy
+            save_final(cfg, lm, tok, res, man, base=str(cfg.model or sft_path()), data="the tiny world's training questions")
     if cfg.record: record_result(res)
     return res
 

@@ -21,7 +21,7 @@ from ..stages import stage, TrainConfig
 from .common import (warm_sft, tiny_sft, sft_path, cached_build, config_key, preference_dataset, qa_prompt,
                                      render_completion, likelihood_preference)
 
-from ..sft import load_rows
+from ..sft import load_rows, run_output, save_final
 from ..data import validate_rows
 
 # %% auto #0
@@ -114,7 +114,7 @@ class RewardRunConfig(TrainConfig):
     n_train: int|None = None # cap on training pairs
     steps: int = 500 # optimizer steps
     batch_size: int = 32 # pairs per step
-    lr: float = 1e-3 # peak learning rate (tiny model; ~1e-5 for real ones)
+    lr: float|None = None # peak learning rate; None: 1e-3 on the tiny SFT model, 1e-5 on a real checkpoint (InstructGPT's reward models: 9e-6)
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     max_length: int = 128 # longer pairs are dropped (TRL's rule)
@@ -128,6 +128,7 @@ class RewardRunConfig(TrainConfig):
     positive: ClassVar[tuple] = TrainConfig.positive + ("max_length", "logging_steps", "n_train")
     nonnegative: ClassVar[tuple] = ("seed", "weight_decay", "extra_layers")
     fractions: ClassVar[tuple] = ("warmup_ratio",)
+    scale: ClassVar[dict] = {"lr": (0.001, 1e-05)}
     def __post_init__(self):
         super().__post_init__()  # types, ranges, device (`stages.check_fields`)
         if self.pairs not in ("style", "correct"): raise ValueError(f"RewardRunConfig.pairs must be 'style' or 'correct', got {self.pairs!r}")
@@ -182,7 +183,7 @@ def reward_path(cfg:RewardRunConfig|None=None, rebuild:bool=False) -> Path:
     cfg = cfg or RewardRunConfig()
     if cfg.data is not None: raise ValueError("reward_path caches tiny-world reward models only; for your own data use run_reward(cfg) with output_dir")
     base = Path(cfg.model) if cfg.model else sft_path()
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("record", "progress", "method", "output_dir", "logging_steps")}
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("record", "progress", "method", "output_dir", "overwrite", "logging_steps")}
     key = config_key(d, _weights_id(base), "reward|v2")  # which SFT weights, not where they live
     def build(tmp:Path):
         model, tok = reward_model(base, cfg.tokenizer, device=cfg.device, extra_layers=cfg.n_extra)
@@ -221,19 +222,24 @@ def _launch_data(cfg:RewardRunConfig, run_dir:Path):
        launch="accelerate", profile={"steps": 200}, warm=warm_sft, prepare_launch=_launch_data, quick=dict(steps=2, batch_size=4, n_train=32, logging_steps=1, record=False, progress=False),
        no_4bit="the stage trains the full model and has no quantization setting")
 def run_reward(cfg:RewardRunConfig) -> Result:
-    "Train a reward model as `cfg` says; the `Result`'s score is held-out pairwise accuracy."
+    "Train a reward model as `cfg` says; the `Result`'s score is held-out pairwise accuracy (saved to `cfg.output_dir` with its run manifest)."
     seed_everything(cfg.seed)
+    with run_output(cfg, "reward") as man:  # first: a folder that belongs to another run stops us before any work
+        res = _run_reward(cfg, man)
+    if cfg.record: record_result(res)
+    return res
+
+def _run_reward(cfg:RewardRunConfig, man:dict) -> Result:
+    score_is = "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match"
+    pairs = "the tiny world's preference pairs"
     if cfg.model is None and cfg.data is None and cfg.eval_data is None:  # the tiny judge: build once, reuse
         model, tok = tiny_reward(cfg, device=cfg.device)
-        if cfg.output_dir: save_pretrained_atomic(cfg.output_dir, model, tok)  # `llm_methods run` keeps a copy in its folder
         rec = reward_info(cfg); acc = pairwise_accuracy(model, tok, tiny_world().preferences("heldout", kind=cfg.pairs))
         rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
         res = make_result(cfg.method, rep, model, None, wall_s=round(rec["wall_s"], 1), peak_mem_mb=round(rec["peak_mem_mb"], 1),
-                          final_loss=rec["history"][-1]["loss"], train_s=round(rec["train_s"], 1), saved_to=cfg.output_dir, history=rec["history"], extra={
-            "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
-            "cached": str(reward_path(cfg)),
-            "extra_layers": cfg.n_extra, "models_in_memory": 1})
-        if cfg.record: record_result(res)
+                          final_loss=rec["history"][-1]["loss"], train_s=round(rec["train_s"], 1), history=rec["history"], extra={
+            "score_is": score_is, "margin": acc["margin"], "cached": str(reward_path(cfg)), "extra_layers": cfg.n_extra, "models_in_memory": 1})
+        save_final(cfg, model, tok, res, man, base=str(sft_path()), data=pairs)  # `llm_methods run` keeps a copy in its folder
         return res
     model, tok = reward_model(cfg.model or sft_path(), cfg.tokenizer, device=cfg.device, extra_layers=cfg.n_extra)
     rows = _pref_rows(cfg.data) if cfg.data else tiny_world().preferences("train", kind=cfg.pairs)
@@ -242,12 +248,9 @@ def run_reward(cfg:RewardRunConfig) -> Result:
     with Meter() as m:
         info = reward_train(model, tok, rows, cfg)
         acc = pairwise_accuracy(info["model"], tok, ev) if ev else {"accuracy": 0.0, "per_task": {}, "margin": None, "n": 0}
-    if cfg.output_dir:
-        save_pretrained_atomic(cfg.output_dir, info["model"], tok)
     rep = EvalReport(score=acc["accuracy"], per_task=acc["per_task"], n=acc["n"])
     res = make_result(cfg.method, rep, info["model"], m, final_loss=info["history"][-1]["loss"] if info["history"] else None,
-                      train_s=round(info["train_s"], 1), saved_to=cfg.output_dir, history=info["history"], extra={
-        "score_is": "held-out pairwise accuracy (r(chosen) > r(rejected)), not exact match", "margin": acc["margin"],
-        "pairs": len(rows)})
-    if cfg.record: record_result(res)
+                      train_s=round(info["train_s"], 1), history=info["history"], extra={
+        "score_is": score_is, "margin": acc["margin"], "pairs": len(rows)})
+    save_final(cfg, info["model"], tok, res, man, base=str(cfg.model or sft_path()), data=pairs)
     return res

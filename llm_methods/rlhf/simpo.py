@@ -39,7 +39,7 @@ def simpo_loss(chosen_logps:torch.Tensor, # (B,) log pi_theta(y_w|x), summed ove
 @dataclass
 class SimPORunConfig(PreferenceConfig):
     "SimPO settings (the `simpo` CLI stage): no reference model."
-    lr: float = 1e-4 # peak learning rate (tiny model, from the sweep; the paper's range for 7-8B models is 3e-7..1e-6)
+    scale: ClassVar[dict] = {"lr": (0.0001, 1e-06)} # lr None: 1e-4 on the tiny SFT model (from the sweep), 1e-6 on a real checkpoint (the SimPO paper's 3e-7..1e-6 for 7-8B models)
     beta: float = 2.0 # scale of the length-normalised reward (the paper: 2.0-2.5)
     gamma: float = 1.0 # target reward margin (TRL's simpo_gamma; the paper: gamma/beta about 0.5)
     sft_weight: float = 0.0 # > 0: add CPO's NLL of the chosen replies with this weight (TRL's cpo_alpha); 0 = SimPO as published
