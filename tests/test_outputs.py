@@ -25,7 +25,12 @@ def test_problems_are_flagged():
         {"name": "stdout", "output_type": "stream", "text": ["saved to /work/main/runs/x\n"]},
         {"output_type": "execute_result", "data": {"text/plain": "x" * (MAX_TEXT + 1)}}]}]}
     got = problems(nb)
-    assert len(got) == 3 and "redraw" in got[0] and "machine path" in got[1] and "characters" in got[2], got
+    assert len(got) == 4 and "redraw" in got[0] and "machine path" in got[1] and "characters" in got[2], got
+    assert "unexplained stderr in cell 0" in got[3], got  # a warning with no word for the reader
+    nb["cells"].append({"cell_type": "markdown", "source": ["The warning above is expected: ..."]})
+    assert not any("unexplained" in x for x in problems(nb)), problems(nb)
+    nb["cells"][-1]["source"] = ["A note that does not say what the warning means."]
+    assert any("unexplained" in x for x in problems(nb)), problems(nb)
     assert problems({"cells": [{"cell_type": "code", "outputs": [{"name": "stdout", "text": clean_text("a\rb /tmp/x\n")}]}]}) == []
 
 
@@ -36,6 +41,7 @@ def test_finished_bars_are_dropped(tmp_path):
         {"name": "stderr", "output_type": "stream", "text": bars},
         {"name": "stderr", "output_type": "stream", "text": bars + "UserWarning: something real\n"},
         {"name": "stdout", "output_type": "stream", "text": "a table\n\nits note\n"}]}]}
+    nb["cells"].append({"cell_type": "markdown", "source": ["The warning above is a planted one."]})
     assert sum("progress bar" in x for x in problems(nb)) == 2, problems(nb)
     p = tmp_path / "x.ipynb"; p.write_text(json.dumps(nb)); assert clean(p)
     outs = json.loads(p.read_text())["cells"][0]["outputs"]

@@ -9,8 +9,9 @@ Cleaning rewrites text outputs, and only in two ways that keep what they say:
 * machine paths become names that mean the same thing on any machine: the repository root is dropped (paths become
   relative to it), `.../site-packages/` becomes `<site-packages>/`, the default cache `~/.cache/llm_methods` becomes
   `$LLM_METHODS_HOME`, a temporary folder `/tmp/...` becomes `$TMP/...`, and an interpreter path becomes `python`.
-`--check` changes nothing and exits 1 if any notebook has a redraw, a progress bar, a machine path or a text output over `MAX_TEXT`.
-It also reports stderr blocks and output bytes per notebook, which it does not (yet) limit.
+`--check` changes nothing and exits 1 if any notebook has a redraw, a progress bar, a machine path, a text output over
+`MAX_TEXT`, or a stderr block that the markdown cell right after it does not explain (it must begin "The warning above").
+It also reports the stderr blocks and output bytes in all.
 `tools/run_nb.py` cleans every notebook it saves.
 """
 import json, pathlib, re, sys
@@ -25,6 +26,7 @@ _PATHS = [
     (re.compile(r"/tmp/"), "$TMP/"),
 ]
 BAR = re.compile(r"^.*\d+%\|[^|\n]*\| *\d+/\d+ \[[^\]\n]*\]\s*$", re.M)  # a tqdm bar's (final) state line
+EXPLAINED = re.compile(r"^\W*the warnings? above", re.I)  # how the markdown cell after a cell with stderr output starts
 MACHINE_PATH = re.compile(r"(?<![\w$>.])/(?:work|tmp|root|home|Users|opt|usr|var)/")
 
 
@@ -66,6 +68,14 @@ def problems(nb) -> list[str]:
         m = MACHINE_PATH.search(t)
         if m: out.append(f"machine path: {t[max(m.start() - 20, 0):m.start() + 50]!r}")
         if len(t) > MAX_TEXT: out.append(f"text output of {len(t):,} characters (limit {MAX_TEXT:,})")
+    cells = nb["cells"]
+    for i, c in enumerate(cells):  # a warning a reader sees must be explained where they see it
+        err = next((_get(o, "text") for o in c.get("outputs", []) if o.get("name") == "stderr"), None)
+        nxt = cells[i + 1] if i + 1 < len(cells) else None
+        said = nxt is not None and nxt["cell_type"] == "markdown" and EXPLAINED.search("".join(nxt["source"]))
+        if err is not None and not said:
+            out.append(f"unexplained stderr in cell {i}: {err.strip().splitlines()[0][:80]!r} (say what it means in a markdown "
+                       f"cell right after it that begins 'The warning above')")
     return out
 
 
