@@ -298,3 +298,13 @@ def test_notebook_name_is_module_path():
     readme = (PKG.parent / "README.md").read_text()
     missing = [nb.stem for nb in sorted(nbs.glob("[0-9]*.ipynb")) if f"`{nb.stem}`" not in readme]
     assert not missing, f"README's notebook map omits {missing}"
+
+
+def test_module_docstrings_are_whole_sentences():
+    "nbdev writes a module's docstring from its notebook's first `>` line only: a description wrapped over several lines ends mid-sentence."
+    import ast
+    cut = {}
+    for f in sorted(PKG.rglob("*.py")):
+        d = ast.get_docstring(ast.parse(f.read_text()))
+        if d and not d.rstrip().endswith((".", ")", ":", "?", "!")): cut[str(f.relative_to(PKG))] = d[-60:]
+    assert not cut, cut
