@@ -55,7 +55,7 @@ def plot_zero_memory(n_params:float, gpus=(2, 4, 8), setups:dict=SETUPS, gpu_gb:
             x = gi * (len(configs) + 1) + ci; xs.append(x); labels.append(c)
             bottom = 0
             for k, col in zip(kinds, colors):
-                ax.bar(x, m[k] / GB, bottom=bottom, color=col, label=k if (gi, ci) == (0, 0) else None); bottom += m[k] / GB
+                ax.bar(x, m[k] / 1e9, bottom=bottom, color=col, label=k if (gi, ci) == (0, 0) else None); bottom += m[k] / 1e9  # GB
         ax.text(gi * (len(configs) + 1) + (len(configs) - 1) / 2, -0.16, f"{g} GPUs", transform=ax.get_xaxis_transform(), ha="center")
     ax.axhline(gpu_gb, color="k", ls="--", lw=1, label=f"{gpu_gb:g} GB GPU")
     ax.set_xticks(xs, labels, fontsize=8); ax.set_ylabel("GB per GPU"); ax.legend(fontsize=8, ncol=5)

@@ -308,3 +308,10 @@ def test_module_docstrings_are_whole_sentences():
         d = ast.get_docstring(ast.parse(f.read_text()))
         if d and not d.rstrip().endswith((".", ")", ":", "?", "!")): cut[str(f.relative_to(PKG))] = d[-60:]
     assert not cut, cut
+
+
+def test_exported_plot_needs_no_notebook_names():
+    "plot_zero_memory ran only in 07's notebook, where a cell defines GB; from the package it raised NameError."
+    import matplotlib; matplotlib.use("Agg")
+    from llm_methods.distributed import plot_zero_memory
+    plot_zero_memory(1.1e9, gpus=(2,))
