@@ -23,8 +23,8 @@ from .cli import resolve_config
 __all__ = ['PARTITIONED', 'SETUPS', 'CONFIG_DIR', 'ZERO_CONFIGS', 'ENGINES', 'zero_memory', 'plot_zero_memory', 'ds_config_path',
            'load_ds_config', 'set_ds_values', 'zero_summary', 'config_memory', 'check_ds_config', 'parse_hostfile',
            'check_resources', 'stage_spec', 'LaunchConfig', 'resolve_launch', 'prepare_launch', 'launch_command',
-           'shm_leftovers', 'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve', 'state_vs_prediction',
-           'compat_cell', 'matrix_stages', 'compat_matrix', 'matrix_markdown', 'zero3_leaf_layers', 'apply_zero3_leaf']
+           'launch', 'run_launch', 'read_run', 'rank_state_bytes', 'loss_curve', 'state_vs_prediction', 'compat_cell',
+           'matrix_stages', 'compat_matrix', 'matrix_markdown', 'zero3_leaf_layers', 'apply_zero3_leaf']
 
 # %% ../nbs/07_distributed.ipynb #b74fb9c2
 PARTITIONED = {0: (), 1: ("optimizer states",), 2: ("optimizer states", "gradients"),
@@ -350,15 +350,6 @@ def launch_command(cfg:LaunchConfig, plan:dict) -> tuple[list[str], dict]:
     return cmd, env
 
 # %% ../nbs/07_distributed.ipynb #11d148ff
-def shm_leftovers(cmd:list[str]) -> list[Path]:
-    """The shared-memory all-reduce buffers DeepSpeed's CPU backend (shm_comm) made for this launch's rendezvous and leaves
-    behind when the processes end (`/dev/shm/deepspeed_allreduce_buffer_<n>_<addr>_<port>_<rank>`, 67 MB each): they
-    live in RAM, and a day of launches filled 18 GB of a 24 GB machine."""
-    if "--master_port" not in cmd or not Path("/dev/shm").is_dir(): return []
-    port = cmd[cmd.index("--master_port") + 1]
-    addr = cmd[cmd.index("--master_addr") + 1] if "--master_addr" in cmd else "*"
-    return sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{addr}_{port}_*"))
-
 def launch(stage:str, # stage to run (sft, lora, qlora, pretrain, dpo, ...)
            deepspeed:str|dict|None=None, # zero1 | zero2 | zero3 | zero3_offload | a JSON path | a dict; None = DDP
            gpus:int=1, # processes per node (one per GPU)
@@ -386,7 +377,6 @@ def run_launch(cfg:LaunchConfig) -> int:
             for line in p.stdout: log.write(line); sys.stdout.write(line.decode(errors="replace")); sys.stdout.flush()
             rc = p.wait()
         else: rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-    for f in shm_leftovers(cmd): f.unlink(missing_ok=True)
     out = read_run(run)
     if out["result"]:
         r = out["result"]

@@ -44,9 +44,6 @@ def test_zero2_two_processes_match_one_process(single, tmp_path):
     import json
     man = json.loads((out / "llm_methods_run.json").read_text())
     assert man["status"] == "done" and (out / "model.safetensors").exists() and not (out / ".llm_methods.lock").exists(), man
-    from llm_methods.distributed import shm_leftovers
-    cmd = (tmp_path / "command.txt").read_text().split()
-    assert "--master_port" in cmd and shm_leftovers(cmd) == [], shm_leftovers(cmd)  # DeepSpeed's RAM buffers removed
     run = read_run(tmp_path)
     assert run["spec"]["world_size"] == 2 and {r["optimizer_class"] for r in run["ranks"]} == {"DeepSpeedZeroOptimizer"}
     _same_curve(run, single)
